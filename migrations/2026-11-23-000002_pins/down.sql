@@ -1,0 +1,3 @@
+DROP TABLE cid_origins;
+DROP TABLE cid_refs;
+DROP TABLE pins;

@@ -1,0 +1,4 @@
+DROP TABLE cluster_state;
+DROP TABLE leases;
+DROP TABLE placements;
+DROP TABLE nodes;

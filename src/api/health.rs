@@ -1,0 +1,60 @@
+//! Probes: `/v1/health` says the process runs; `/v1/ready` says this node can serve
+//! (Postgres answers and its Kubo answers `id`).
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::{db::pool, state::AppState};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `GET /v1/health`: 200 while the process runs.
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /v1/ready`: 200 when Postgres and Kubo answer, else 503 naming what failed.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let (postgres, kubo) = tokio::join!(
+        tokio::time::timeout(PROBE_TIMEOUT, pool::ping(&state.db)),
+        tokio::time::timeout(PROBE_TIMEOUT, state.kubo.id()),
+    );
+    let postgres = match postgres {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_string()),
+    };
+    let kubo = match kubo {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_string()),
+    };
+    let verdict = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(_) => "unavailable".to_string(),
+    };
+    let checks = json!({ "postgres": verdict(&postgres), "kubo": verdict(&kubo) });
+    let failed: Vec<&str> = [("postgres", &postgres), ("kubo", &kubo)]
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(name, r)| {
+            if let Err(e) = r {
+                tracing::warn!(check = name, error = %e, "readiness check failed");
+            }
+            *name
+        })
+        .collect();
+    if failed.is_empty() {
+        HttpResponse::Ok().json(json!({ "status": "ready", "checks": checks }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({
+            "error": {
+                "reason": "NOT_READY",
+                "details": format!("not ready: {} unavailable", failed.join(" and ")),
+            },
+            "checks": checks,
+        }))
+    }
+}

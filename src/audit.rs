@@ -1,0 +1,127 @@
+//! The audit writer: every admin or security action records who did what to what, from
+//! where. Rows are written in the caller's transaction so an action and its audit entry
+//! commit or roll back together.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    db::{schema::audit_log, system_tx, DbPool},
+    error::Result,
+    ids::OrgId,
+};
+
+/// One audit entry.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// Who acted: `usr_…`, `tok_…`, `cli` or `system:<loop>`.
+    pub actor: String,
+    /// What happened, dotted: `org.create`, `token.mint`, `node.drain`.
+    pub action: String,
+    /// What it happened to (an id or name).
+    pub target: String,
+    /// Anything else worth keeping. Never secrets.
+    pub details: Value,
+    /// The client IP, when the action came over HTTP.
+    pub source_ip: Option<IpAddr>,
+    /// The org the action concerns; `None` for cluster-wide actions.
+    pub org: Option<OrgId>,
+}
+
+impl AuditEntry {
+    /// Starts an entry with empty details, no IP and no org.
+    pub fn new(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        target: impl Into<String>,
+    ) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            target: target.into(),
+            details: Value::Object(Default::default()),
+            source_ip: None,
+            org: None,
+        }
+    }
+
+    /// Sets the details object.
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// Sets the org the action concerns.
+    pub fn org(mut self, org: OrgId) -> Self {
+        self.org = Some(org);
+        self
+    }
+
+    /// Sets the client IP.
+    pub fn source_ip(mut self, ip: Option<IpAddr>) -> Self {
+        self.source_ip = ip;
+        self
+    }
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub org_id: Option<Uuid>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub details: Value,
+    pub source_ip: Option<ipnet::IpNet>,
+}
+
+/// Writes `entry` in the caller's transaction (which must be allowed to see its org:
+/// an `org_tx` for that org, or a `system_tx`).
+pub async fn record(conn: &mut AsyncPgConnection, entry: AuditEntry) -> Result<()> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::id.eq(Uuid::now_v7()),
+            audit_log::org_id.eq(entry.org.map(|o| o.uuid())),
+            audit_log::actor.eq(&entry.actor),
+            audit_log::action.eq(&entry.action),
+            audit_log::target.eq(&entry.target),
+            audit_log::details.eq(&entry.details),
+            audit_log::source_ip.eq(entry.source_ip.map(ipnet::IpNet::from)),
+        ))
+        .execute(conn)
+        .await?;
+    tracing::info!(
+        actor = %entry.actor,
+        action = %entry.action,
+        target = %entry.target,
+        org = ?entry.org,
+        source_ip = ?entry.source_ip,
+        "audit"
+    );
+    Ok(())
+}
+
+/// Writes `entry` in its own system transaction, for actions that have no transaction
+/// of their own (CLI commands, watchdogs).
+pub async fn record_now(db: &DbPool, entry: AuditEntry) -> Result<()> {
+    system_tx(db, |conn| record(conn, entry).boxed()).await
+}
+
+/// The newest `limit` entries visible to the transaction, newest first.
+pub async fn recent(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<AuditRecord>> {
+    Ok(audit_log::table
+        .order(audit_log::at.desc())
+        .limit(limit)
+        .select(AuditRecord::as_select())
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,57 @@
+//! `anchorage admin …`: operator tools, one file per command. Commands that need only
+//! key files work offline; the others talk to Postgres directly (postgres.dsn).
+
+mod mint_token;
+mod org;
+mod rotate_signing_key;
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::{
+    config::Config,
+    db::{self, DbPool, PoolOptions},
+    error::Result,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create and list organisations (needs the database).
+    #[command(subcommand)]
+    Org(org::OrgCommand),
+    /// Mint a standalone API token signed with a configured key (works offline unless
+    /// --org names an org by name). The token alone goes to stdout.
+    MintToken(mint_token::MintTokenArgs),
+    /// Create a new random signing key file (mode 0400) and print the config entry to add.
+    RotateSigningKey(rotate_signing_key::RotateArgs),
+}
+
+pub async fn run(cmd: AdminCommand, file: Option<PathBuf>) -> Result<()> {
+    let config = super::load(file, vec![])?;
+    match cmd {
+        AdminCommand::Org(cmd) => org::run(cmd, &config).await,
+        AdminCommand::MintToken(args) => mint_token::run(args, &config).await,
+        AdminCommand::RotateSigningKey(args) => rotate_signing_key::run(args),
+    }
+}
+
+/// A small pool for one CLI command.
+pub(crate) fn cli_pool(config: &Config) -> Result<DbPool> {
+    db::build_pool(
+        config.postgres.dsn.expose(),
+        &PoolOptions {
+            max_connections: 2,
+            acquire_timeout: config.postgres.connect_timeout,
+            statement_timeout: config.postgres.statement_timeout,
+        },
+    )
+}
+
+/// The actor recorded in the audit log for CLI actions: `cli:<OS user>`.
+pub(crate) fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}

@@ -1,0 +1,33 @@
+//! `anchorage admin rotate-signing-key`: a new key file and the config entry for it.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::{auth::keys, error::Result};
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The new key's id (the JWT `kid`), e.g. 2026-11.
+    #[arg(long)]
+    id: String,
+    /// Where to write the key file (created with mode 0400; never overwritten).
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+}
+
+pub fn run(args: RotateArgs) -> Result<()> {
+    if args.id.trim().is_empty() {
+        return Err(crate::Error::BadRequest("--id must not be empty".into()));
+    }
+    keys::write_new_key_file(&args.out)?;
+    let path = std::fs::canonicalize(&args.out).unwrap_or(args.out);
+    println!(
+        "# Add to auth.apiToken.signingKeys. To rotate, make this key primary and set the\n\
+         # old one to primary: false; keep the old key until its tokens have expired.\n\
+         - id: {}\n  path: {}\n  primary: true",
+        args.id,
+        path.display()
+    );
+    Ok(())
+}

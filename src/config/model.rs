@@ -1,0 +1,294 @@
+//! The typed configuration tree (its defaults are in `defaults.rs`).
+//!
+//! Field names follow the YAML keys (camelCase, acronyms kept whole, hence
+//! the explicit renames). Every struct denies unknown fields so a typo in the
+//! file fails at start-up instead of being ignored. Numbers and booleans are
+//! never optional: the layering code types an environment value after the
+//! default's JSON type, and `null` would not say whether a number is meant.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+use super::secret::Secret;
+
+/// The whole anchorage configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    pub server: Server,
+    /// The metadata database.
+    pub postgres: Postgres,
+    /// The IPFS (Kubo) node that holds the pins.
+    pub ipfs: Ipfs,
+    /// Login (Authentik OIDC), API tokens and sessions.
+    pub auth: Auth,
+    /// Accounts created at start-up.
+    pub bootstrap: Bootstrap,
+    /// Multi-node coordination.
+    pub cluster: Cluster,
+    /// NATS, used when `cluster.backend` is `nats`.
+    pub nats: Nats,
+    /// Logging.
+    pub log: Log,
+}
+
+/// `server.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Server {
+    /// Socket address to listen on.
+    pub listen: String,
+    /// The externally visible base URL (banners, OIDC redirects).
+    #[serde(rename = "publicURL")]
+    pub public_url: Option<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests get to finish on shutdown.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// `/metrics` access.
+    pub metrics: Metrics,
+    /// Request rate limits.
+    pub rate_limit: RateLimit,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// `server.metrics.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// Client networks allowed to scrape `/metrics`; empty disables it.
+    #[serde(rename = "allowCIDRs")]
+    pub allow_cidrs: Vec<IpNet>,
+}
+
+/// `server.rateLimit.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Login/session requests per client per minute.
+    pub session_per_minute: u32,
+    /// Unauthenticated requests per client per minute.
+    pub anonymous_per_minute: u32,
+}
+
+/// `postgres.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Postgres {
+    /// Connection string of the service's pool.
+    pub dsn: Secret,
+    /// Connection string for migrations (a more privileged role); `dsn` when unset.
+    #[serde(rename = "migrationDSN")]
+    pub migration_dsn: Option<Secret>,
+    /// Pool size.
+    pub max_connections: usize,
+    /// Time allowed to open a connection.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Server-side `statement_timeout`; `0s` disables it.
+    #[serde(with = "duration")]
+    pub statement_timeout: Duration,
+}
+
+/// `ipfs.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ipfs {
+    /// Kubo RPC API base URL.
+    pub rpc: String,
+    /// Multiaddrs announced as delegates in pin status responses.
+    pub delegates: Vec<String>,
+    /// Announce only publicly routable delegates.
+    pub public_delegates_only: bool,
+    /// Allow users' origins to point at private/loopback addresses.
+    pub allow_private_origins: bool,
+    /// A pin making no progress for this long is failed.
+    #[serde(with = "duration")]
+    pub pin_stall_timeout: Duration,
+    /// Timeout of one RPC request.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Most origins dialled per pin request.
+    pub max_origin_connects: u32,
+}
+
+/// `auth.*`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Auth {
+    /// The OIDC provider.
+    pub authentik: Authentik,
+    /// Bearer tokens minted by anchorage.
+    pub api_token: ApiToken,
+    /// Browser sessions.
+    pub session: Session,
+}
+
+/// `auth.authentik.*`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Authentik {
+    /// OIDC issuer URL.
+    pub issuer: Option<String>,
+    /// OIDC client id.
+    #[serde(rename = "clientID")]
+    pub client_id: Option<String>,
+    /// Expected `aud` of ID tokens.
+    pub audience: Option<String>,
+}
+
+/// `auth.apiToken.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiToken {
+    /// Keys that sign and verify tokens; the `primary` one signs.
+    pub signing_keys: Vec<SigningKey>,
+    /// `iss` of minted tokens; see [`Config::token_issuer`].
+    pub issuer: Option<String>,
+    /// `aud` of minted tokens; see [`Config::token_audience`].
+    pub audience: Option<String>,
+    /// Lifetime of a token when the request names none.
+    #[serde(rename = "defaultTTL", with = "duration")]
+    pub default_ttl: Duration,
+    /// Longest lifetime a token may be given.
+    #[serde(rename = "maxTTL", with = "duration")]
+    pub max_ttl: Duration,
+}
+
+/// One entry of `auth.apiToken.signingKeys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    /// Key id (the JWT `kid`).
+    pub id: String,
+    /// File holding the key material.
+    pub path: PathBuf,
+    /// Whether this key signs new tokens (others only verify).
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// `auth.session.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Session {
+    /// Session lifetime.
+    #[serde(with = "duration")]
+    pub ttl: Duration,
+}
+
+/// `bootstrap.*`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bootstrap {
+    /// E-mail addresses made system administrators on login.
+    pub sysadmins: Vec<String>,
+}
+
+/// `cluster.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    /// This node's unique name.
+    #[serde(rename = "nodeID")]
+    pub node_id: String,
+    /// Coordination backend.
+    pub backend: ClusterBackend,
+    /// Fewest nodes that must hold each pin.
+    pub min_replicas: u32,
+    /// Most nodes that hold each pin.
+    pub max_replicas: u32,
+    /// Liveness heartbeat interval.
+    #[serde(with = "duration")]
+    pub heartbeat: Duration,
+    /// A node silent this long is considered gone.
+    #[serde(rename = "nodeTTL", with = "duration")]
+    pub node_ttl: Duration,
+    /// Lifetime of a work lease not renewed.
+    #[serde(rename = "leaseTTL", with = "duration")]
+    pub lease_ttl: Duration,
+    /// Wait after a node is gone before re-replicating its pins.
+    #[serde(with = "duration")]
+    pub repair_delay: Duration,
+}
+
+/// `cluster.backend`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterBackend {
+    /// Coordinate through the database.
+    #[default]
+    Postgres,
+    /// Coordinate through NATS (`nats.url`).
+    Nats,
+}
+
+impl ClusterBackend {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Nats => "nats",
+        }
+    }
+}
+
+/// `nats.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Nats {
+    /// Server URL.
+    pub url: String,
+}
+
+/// `log.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// `tracing_subscriber::EnvFilter` directives, e.g. `info,anchorage=debug`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// `log.format`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl Postgres {
+    /// The DSN migrations run with: `migrationDSN`, else `dsn`.
+    pub fn dsn_for_migrations(&self) -> &Secret {
+        self.migration_dsn.as_ref().unwrap_or(&self.dsn)
+    }
+}
+
+impl ApiToken {
+    /// The key that signs new tokens, if any keys are configured.
+    pub fn primary_key(&self) -> Option<&SigningKey> {
+        self.signing_keys.iter().find(|k| k.primary)
+    }
+}

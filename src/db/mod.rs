@@ -1,0 +1,10 @@
+//! Postgres access: the pool, embedded migrations, the generated schema and the two
+//! tenant-scoped transaction helpers that are the only way to reach tenant tables.
+
+pub mod migrate;
+pub mod pool;
+pub mod schema;
+pub mod tenant;
+
+pub use pool::{build_pool, DbPool, PoolOptions};
+pub use tenant::{org_tx, system_tx, Scope};

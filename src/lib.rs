@@ -1,0 +1,20 @@
+//! anchorage: a multi-tenant IPFS pinning service speaking the IPFS Pinning Services
+//! API v1.0.0, backed by Postgres (with row-level security between tenants) and one
+//! Kubo daemon per node.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod devstack;
+pub mod error;
+pub mod ids;
+pub mod kubo;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod tenancy;
+
+pub use error::{Error, Result};

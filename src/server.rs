@@ -1,0 +1,126 @@
+//! Building the shared state from config and running the HTTP server until a shutdown
+//! signal, draining in-flight requests.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
+
+use crate::{
+    api,
+    auth::{keys::KeySet, keys::SigningKey, TokenService},
+    config::Config,
+    db::{self, migrate, PoolOptions},
+    error::{Error, Result},
+    kubo::KuboClient,
+    state::AppState,
+};
+
+/// Loads signing keys, builds the pool and the Kubo client. Refuses a database that is
+/// behind this binary's migrations.
+pub async fn build_state(config: Config) -> Result<AppState> {
+    migrate::ensure_current(config.postgres.dsn.expose()).await?;
+    let db = db::build_pool(
+        config.postgres.dsn.expose(),
+        &PoolOptions {
+            max_connections: config.postgres.max_connections,
+            acquire_timeout: config.postgres.connect_timeout,
+            statement_timeout: config.postgres.statement_timeout,
+        },
+    )?;
+    let kubo = KuboClient::new(&config.ipfs.rpc, config.ipfs.request_timeout)?;
+    let tokens = token_service(&config)?;
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        kubo,
+        tokens: Arc::new(tokens),
+    })
+}
+
+/// The token service for `config`'s signing keys, issuer and audience.
+pub fn token_service(config: &Config) -> Result<TokenService> {
+    Ok(TokenService::new(
+        key_set(config)?,
+        config.token_issuer(),
+        config.token_audience(),
+    ))
+}
+
+/// Loads every configured signing key; the one marked primary mints.
+pub fn key_set(config: &Config) -> Result<KeySet> {
+    let entries = &config.auth.api_token.signing_keys;
+    let keys = entries
+        .iter()
+        .map(|k| SigningKey::load(&k.id, &k.path))
+        .collect::<Result<Vec<_>>>()?;
+    let primary = entries.iter().find(|k| k.primary).map(|k| k.id.as_str());
+    KeySet::new(keys, primary)
+}
+
+/// A server bound to its socket and running in the background.
+pub struct RunningServer {
+    pub addr: std::net::SocketAddr,
+    pub handle: ServerHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `listener` and starts serving `state`. Signals are not handled here: the
+/// caller decides when to stop (see [`serve_until_signal`]).
+pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listen address", e))?;
+    let max_body = state.config.server.max_body_bytes;
+    let shutdown_timeout = state.config.server.shutdown_timeout.as_secs();
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(middleware::NormalizePath::trim())
+            .configure(|cfg| api::configure(cfg, max_body))
+            .default_service(web::to(api::errors::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout)
+    .listen(listener)
+    .map_err(|e| Error::io(format!("listening on {addr}"), e))?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(RunningServer { addr, handle, task })
+}
+
+/// Serves until SIGINT or SIGTERM, then stops accepting, drains in-flight requests
+/// (up to `server.shutdownTimeout`) and returns.
+pub async fn serve_until_signal(state: AppState) -> Result<()> {
+    let listen = state.config.server.listen.clone();
+    let listener =
+        TcpListener::bind(&listen).map_err(|e| Error::io(format!("binding {listen}"), e))?;
+    let running = start(state, listener)?;
+    tracing::info!(addr = %running.addr, "anchorage is serving");
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    running.handle.stop(true).await;
+    match running.task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::io("HTTP server", e)),
+        Err(e) => Err(Error::Internal(format!("server task: {e}"))),
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

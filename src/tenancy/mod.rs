@@ -1,0 +1,4 @@
+//! Tenancy: organisations, users and memberships.
+
+pub mod orgs;
+pub mod users;
