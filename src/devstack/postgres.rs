@@ -53,41 +53,19 @@ impl PgCluster {
                 started_here: false,
             });
         }
-        // A postmaster.pid whose process is gone is left by a crash or a kill -9.
-        let _ = fs::remove_file(data_dir.join("postmaster.pid"));
+        // A postmaster.pid whose process is gone is left by a crash or a kill -9. The
+        // dead postmaster's children notice and exit within moments; retry once for them.
+        let stale = fs::remove_file(data_dir.join("postmaster.pid")).is_ok();
         let port = match opts.preferred_port {
             Some(p) if port_is_free(p) => p,
             _ => free_port()?,
         };
-        let mut server_opts =
-            format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''");
-        for (k, v) in &opts.settings {
-            server_opts.push_str(&format!(" -c {k}={v}"));
-        }
-        let log = data_dir.with_extension("log");
-        let status = as_postgres_user(&bin_dir.join("pg_ctl"))
-            .arg("start")
-            .arg("-w")
-            .args(["-t", "120"])
-            .arg("-D")
-            .arg(data_dir)
-            .arg("-l")
-            .arg(&log)
-            .arg("-o")
-            .arg(&server_opts)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| Error::io("running pg_ctl start", e))?;
-        if !status.status.success() {
-            let tail = fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(15).collect();
-            return Err(Error::Unavailable(format!(
-                "PostgreSQL did not start in {}: {}\n{}",
-                data_dir.display(),
-                String::from_utf8_lossy(&status.stderr).trim(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            )));
+        if let Err(first) = start(&bin_dir, data_dir, port, opts) {
+            if !stale {
+                return Err(first);
+            }
+            std::thread::sleep(Duration::from_secs(3));
+            start(&bin_dir, data_dir, port, opts)?;
         }
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
@@ -111,6 +89,40 @@ impl PgCluster {
     pub fn bin_dir(&self) -> &Path {
         &self.bin_dir
     }
+}
+
+fn start(bin_dir: &Path, data_dir: &Path, port: u16, opts: &StartOptions) -> Result<()> {
+    let mut server_opts =
+        format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''");
+    for (k, v) in &opts.settings {
+        server_opts.push_str(&format!(" -c {k}={v}"));
+    }
+    let log = data_dir.with_extension("log");
+    let out = as_postgres_user(&bin_dir.join("pg_ctl"))
+        .arg("start")
+        .arg("-w")
+        .args(["-t", "120"])
+        .arg("-D")
+        .arg(data_dir)
+        .arg("-l")
+        .arg(&log)
+        .arg("-o")
+        .arg(&server_opts)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| Error::io("running pg_ctl start", e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(15).collect();
+    Err(Error::Unavailable(format!(
+        "PostgreSQL did not start in {}: {}\n{}",
+        data_dir.display(),
+        String::from_utf8_lossy(&out.stderr).trim(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )))
 }
 
 /// Stops whatever cluster runs in `data_dir`, if any.

