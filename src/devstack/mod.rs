@@ -158,11 +158,16 @@ impl DevStack {
             }))?,
         )?;
 
-        // The config `serve` runs with: dev's file, then the user's env and flags on top.
-        let final_src = ConfigSource {
+        // The config `serve` runs with: dev's file, then the user's env and flags on top
+        // — except that a local IPFS node we had to start replaces an ipfs.rpc that did
+        // not answer.
+        let mut final_src = ConfigSource {
             file: Some(yaml_path),
             ..src.clone()
         };
+        if local_kubo.is_some() {
+            final_src.overrides.push(("ipfs.rpc".into(), json!(rpc)));
+        }
         let config = crate::config::load(&final_src)?.config;
         let env = seed_demo(&config).await?;
         write_private(

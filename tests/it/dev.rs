@@ -21,7 +21,20 @@ fn free_port() -> u16 {
     anchorage::devstack::postgres::free_port().unwrap()
 }
 
-fn start_dev(data_dir: &Path, port: u16) -> Child {
+/// The dev process. If a failing test leaves it running it is stopped, and so is the
+/// Postgres it started, so no cluster outlives the test.
+struct DevProcess(Child, std::path::PathBuf);
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            sigterm_and_wait(&mut self.0);
+        }
+        let _ = anchorage::devstack::postgres::stop_dir(&self.1.join("postgres"));
+    }
+}
+
+fn start_dev(data_dir: &Path, port: u16) -> DevProcess {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_anchorage"));
     for (k, _) in std::env::vars() {
         if k.starts_with("ANCHORAGE_") {
@@ -40,6 +53,7 @@ fn start_dev(data_dir: &Path, port: u16) -> Child {
             fs::File::create(data_dir.with_extension("log")).unwrap(),
         ))
         .spawn()
+        .map(|child| DevProcess(child, data_dir.to_path_buf()))
         .unwrap()
 }
 
@@ -77,6 +91,7 @@ fn sigterm_and_wait(child: &mut Child) -> std::process::ExitStatus {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("dev did not stop within 60s of SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -106,8 +121,8 @@ async fn dev_from_nothing_serves_and_restarts_on_the_same_data_dir() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
 
-    let mut child = start_dev(&data_dir, port);
-    wait_for_health(&base, &mut child, &log).await;
+    let mut dev = start_dev(&data_dir, port);
+    wait_for_health(&base, &mut dev.0, &log).await;
 
     let env = read_env(&data_dir.join("dev.env"));
     assert_eq!(env["ANCHORAGE_URL"], format!("{base}/v1"));
@@ -158,7 +173,7 @@ async fn dev_from_nothing_serves_and_restarts_on_the_same_data_dir() {
         String::from_utf8_lossy(&out.stdout).contains(&format!("{}\tdemo\t", env["ANCHORAGE_ORG"]))
     );
 
-    let status = sigterm_and_wait(&mut child);
+    let status = sigterm_and_wait(&mut dev.0);
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(
         !data_dir.join("postgres/postmaster.pid").exists(),
@@ -166,13 +181,13 @@ async fn dev_from_nothing_serves_and_restarts_on_the_same_data_dir() {
     );
 
     // Second run: same data dir, same org, serving again.
-    let mut child = start_dev(&data_dir, port);
-    wait_for_health(&base, &mut child, &log).await;
+    let mut dev = start_dev(&data_dir, port);
+    wait_for_health(&base, &mut dev.0, &log).await;
     let again = read_env(&data_dir.join("dev.env"));
     assert_eq!(again["ANCHORAGE_ORG"], env["ANCHORAGE_ORG"]);
     let ready = client.get(format!("{base}/v1/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    assert!(sigterm_and_wait(&mut child).success());
+    assert!(sigterm_and_wait(&mut dev.0).success());
 }
 
 #[test]

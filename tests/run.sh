@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs missing prerequisites, checks
+# formatting and lints, runs every test (they start their own private Postgres cluster
+# and real Kubo nodes), and stops the test Postgres afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/anchorage/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+bash packaging/prereqs.sh
+
+test_pg="$CARGO_TARGET_DIR/tmp/anchorage-test-pg"
+cleanup() {
+  if [ -f "$test_pg/postmaster.pid" ]; then
+    pid=$(head -1 "$test_pg/postmaster.pid")
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+}
+trap cleanup EXIT
+# A cluster left by an interrupted run holds databases of tests that no longer exist.
+cleanup
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-4}"
