@@ -180,6 +180,10 @@ impl ResponseError for Error {
         } else if status == StatusCode::UNAUTHORIZED {
             tracing::info!(error = %self, "request unauthorized");
         }
-        HttpResponse::build(status).json(ErrorBody::new(self.reason(), self.public_details()))
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(ErrorBody::new(self.reason(), self.public_details()))
     }
 }

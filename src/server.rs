@@ -7,7 +7,8 @@ use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
 
 use crate::{
     api,
-    auth::{keys::KeySet, keys::SigningKey, TokenService},
+    auth::{denylist::Denylist, keys::KeySet, keys::SigningKey, TokenService},
+    cluster::delegates::Delegates,
     config::Config,
     db::{self, migrate, PoolOptions},
     error::{Error, Result},
@@ -29,11 +30,17 @@ pub async fn build_state(config: Config) -> Result<AppState> {
     )?;
     let kubo = KuboClient::new(&config.ipfs.rpc, config.ipfs.request_timeout)?;
     let tokens = token_service(&config)?;
+    let delegates = Delegates::new(&config.ipfs.delegates, config.ipfs.public_delegates_only)?;
+    if let Err(e) = delegates.refresh(&kubo).await {
+        tracing::warn!(error = %e, "Kubo did not answer at start-up; new pins are refused until it does");
+    }
     Ok(AppState {
         config: Arc::new(config),
         db,
         kubo,
         tokens: Arc::new(tokens),
+        denylist: Denylist::default(),
+        delegates,
     })
 }
 
@@ -57,6 +64,9 @@ pub fn key_set(config: &Config) -> Result<KeySet> {
     KeySet::new(keys, primary)
 }
 
+/// How often this node re-reads its Kubo's announced addresses.
+const DELEGATE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A server bound to its socket and running in the background.
 pub struct RunningServer {
     pub addr: std::net::SocketAddr,
@@ -73,9 +83,10 @@ pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
     let max_body = state.config.server.max_body_bytes;
     let shutdown_timeout = state.config.server.shutdown_timeout.as_secs();
     let data = web::Data::new(state);
+    let app_data = data.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(data.clone())
+            .app_data(app_data.clone())
             .wrap(middleware::NormalizePath::trim())
             .configure(|cfg| api::configure(cfg, max_body))
             .default_service(web::to(api::errors::not_found))
@@ -86,7 +97,16 @@ pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
     .map_err(|e| Error::io(format!("listening on {addr}"), e))?
     .run();
     let handle = server.handle();
-    let task = tokio::spawn(server);
+    let refresher = tokio::spawn(
+        data.delegates
+            .clone()
+            .refresh_loop(data.kubo.clone(), DELEGATE_REFRESH),
+    );
+    let task = tokio::spawn(async move {
+        let outcome = server.await;
+        refresher.abort();
+        outcome
+    });
     Ok(RunningServer { addr, handle, task })
 }
 

@@ -2,7 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::{auth::TokenService, config::Config, db::DbPool, kubo::KuboClient};
+use crate::{
+    auth::{denylist::Denylist, TokenService},
+    cluster::delegates::Delegates,
+    config::Config,
+    db::DbPool,
+    kubo::KuboClient,
+};
 
 /// Everything a request or job needs.
 #[derive(Clone)]
@@ -11,4 +17,6 @@ pub struct AppState {
     pub db: DbPool,
     pub kubo: KuboClient,
     pub tokens: Arc<TokenService>,
+    pub denylist: Denylist,
+    pub delegates: Delegates,
 }

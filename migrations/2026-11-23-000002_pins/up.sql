@@ -5,7 +5,10 @@ CREATE TABLE pins (
     -- The pin request id (a TypeID at the edge).
     id          uuid PRIMARY KEY,
     org_id      uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    -- Normalised (CIDv1, base32) so that every form of one CID matches and shares one
+    -- Kubo pin; `requested_cid` keeps the text the client sent, which responses echo.
     cid         text NOT NULL,
+    requested_cid text NOT NULL,
     name        text,
     origins     text[] NOT NULL DEFAULT '{}',
     meta        jsonb NOT NULL DEFAULT '{}',
@@ -21,7 +24,8 @@ CREATE TABLE pins (
     CONSTRAINT pins_name_len CHECK (name IS NULL OR char_length(name) <= 255),
     CONSTRAINT pins_meta_object CHECK (jsonb_typeof(meta) = 'object')
 );
-CREATE UNIQUE INDEX pins_org_created_key ON pins (org_id, created DESC, id DESC);
+-- Unique per org: `created` doubles as the paging cursor (`before`/`after`).
+CREATE UNIQUE INDEX pins_org_created_key ON pins (org_id, created);
 CREATE INDEX pins_org_status_created_idx ON pins (org_id, status, created DESC);
 CREATE INDEX pins_org_cid_idx ON pins (org_id, cid);
 CREATE INDEX pins_cid_idx ON pins (cid);

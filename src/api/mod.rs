@@ -2,6 +2,7 @@
 
 pub mod errors;
 pub mod health;
+pub mod pins;
 
 use actix_web::web;
 
@@ -16,6 +17,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
             web::resource("/v1/health")
                 .route(web::get().to(health::health))
                 .route(web::head().to(health::health))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/pins")
+                .route(web::get().to(pins::list))
+                .route(web::post().to(pins::add))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/pins/{requestid}")
+                .route(web::get().to(pins::get))
+                .route(web::post().to(pins::replace))
+                .route(web::delete().to(pins::delete))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(

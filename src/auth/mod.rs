@@ -1,8 +1,12 @@
-//! Authentication: API token signing keys, minting and verification, roles and scopes.
+//! Authentication: API token signing keys, minting and verification, roles and scopes,
+//! the denylist cache and the `Caller` extractor.
 
+pub mod caller;
+pub mod denylist;
 pub mod keys;
 pub mod roles;
 pub mod token;
 
+pub use caller::Caller;
 pub use roles::{Role, Scope};
 pub use token::{Claims, MintRequest, MintedToken, TokenService};

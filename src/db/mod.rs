@@ -1,6 +1,7 @@
 //! Postgres access: the pool, embedded migrations, the generated schema and the two
 //! tenant-scoped transaction helpers that are the only way to reach tenant tables.
 
+pub mod functions;
 pub mod migrate;
 pub mod pool;
 pub mod schema;

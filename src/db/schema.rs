@@ -59,6 +59,7 @@ diesel::table! {
         id -> Uuid,
         org_id -> Uuid,
         cid -> Text,
+        requested_cid -> Text,
         name -> Nullable<Text>,
         origins -> Array<Text>,
         meta -> Jsonb,

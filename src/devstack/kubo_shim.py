@@ -1686,6 +1686,18 @@ def main() -> int:
     stop = threading.Event()
     reason = {"why": ""}
 
+    # RunNode started Kubo's go.uber.org/fx app, which calls signal.Notify(SIGINT, SIGTERM):
+    # Go now keeps one thread with those signals unblocked, and a signal landing there
+    # would be relayed to fx's channel, which nobody reads — i.e. silently swallowed.
+    # Replace Go's handler with ours (CPython installs handlers with SA_ONSTACK, so this is
+    # safe on Go threads); the main thread still normally takes them via sigtimedwait.
+    def on_signal(signo, _frame) -> None:
+        reason["why"] = reason["why"] or f"signal {signal.Signals(signo).name}"
+        stop.set()
+
+    for sig in stop_signals:
+        signal.signal(sig, on_signal)
+
     def watch_stdin() -> None:
         try:
             while True:
@@ -1704,10 +1716,18 @@ def main() -> int:
     os.write(ready_fd, (json.dumps(ready, separators=(",", ":")) + "\n").encode())
     log(f"ready in {time.monotonic() - t0:.3f}s: {json.dumps(ready)}")
 
+    wanted = {int(sig): sig.name for sig in stop_signals}
     while not stop.is_set():
-        got = signal.sigtimedwait(stop_signals, 0.25)
-        if got is not None:
-            reason["why"] = f"signal {signal.Signals(got.si_signo).name}"
+        try:
+            got = signal.sigtimedwait(stop_signals, 0.25)
+        except Exception as e:  # noqa: BLE001 - never die here without CleanupNode
+            log(f"sigtimedwait: {e!r}")
+            time.sleep(0.25)
+            continue
+        # After the process is stopped and continued (SIGSTOP/SIGCONT) sigtimedwait has
+        # been seen to return a siginfo with a garbage si_signo: act only on ours.
+        if got is not None and got.si_signo in wanted:
+            reason["why"] = f"signal {wanted[got.si_signo]}"
             stop.set()
 
     log(f"shutting down ({reason['why']})")

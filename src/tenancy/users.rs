@@ -5,12 +5,13 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::{
     auth::Role,
-    db::schema::{memberships, users},
+    db::{
+        functions::lower,
+        schema::{memberships, users},
+    },
     error::{Error, Result},
     ids::{OrgId, UserId},
 };
-
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
 
 /// The user with `email` (case-insensitive), created if missing. Used by `dev` and by
 /// sign-in. `sysadmin` is applied only on creation.

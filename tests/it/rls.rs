@@ -52,8 +52,8 @@ async fn seed(pool: &DbPool) -> (OrgId, OrgId) {
                 .execute(conn)
                 .await?;
                 diesel::sql_query(format!(
-                    "INSERT INTO pins (id, org_id, cid, name, created) \
-                     VALUES (gen_random_uuid(), '{}', 'bafy{name}', '{name}-pin', date_trunc('milliseconds', now()))",
+                    "INSERT INTO pins (id, org_id, cid, requested_cid, name, created) \
+                     VALUES (gen_random_uuid(), '{}', 'bafy{name}', 'bafy{name}', '{name}-pin', date_trunc('milliseconds', now()))",
                     org.id.uuid()
                 ))
                 .execute(conn)
@@ -179,7 +179,7 @@ async fn org_scope_cannot_write_rows_for_another_org() {
     let (alpha, beta) = seed(&pool).await;
 
     let sql = format!(
-        "INSERT INTO pins (id, org_id, cid, created) VALUES (gen_random_uuid(), '{}', 'bafyx', date_trunc('milliseconds', now()))",
+        "INSERT INTO pins (id, org_id, cid, requested_cid, created) VALUES (gen_random_uuid(), '{}', 'bafyx', 'bafyx', date_trunc('milliseconds', now()))",
         beta.uuid()
     );
     let err = org_tx(&pool, alpha, |conn| {
