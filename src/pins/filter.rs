@@ -90,9 +90,11 @@ impl ListQuery {
                         "iexact" => NameMatch::Iexact,
                         "partial" => NameMatch::Partial,
                         "ipartial" => NameMatch::Ipartial,
-                        other => return Err(Error::BadRequest(format!(
+                        other => {
+                            return Err(Error::BadRequest(format!(
                             "unknown match '{other}' (expected exact, iexact, partial or ipartial)"
-                        ))),
+                        )))
+                        }
                     }
                 }
                 "status" => {
@@ -216,7 +218,7 @@ mod tests {
     fn cids_are_normalised_and_bounded() {
         let q = ListQuery::parse(&format!("cid={V0},{V1}")).unwrap();
         assert_eq!(q.cids, vec![V1.to_string()], "same CID twice collapses");
-        let eleven = vec![V1; 11].join(",");
+        let eleven = [V1; 11].join(",");
         assert!(ListQuery::parse(&format!("cid={eleven}")).is_err());
         assert!(ListQuery::parse("cid=").is_err());
         assert!(ListQuery::parse("cid=nope").is_err());

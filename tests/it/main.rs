@@ -9,4 +9,6 @@ mod dev;
 mod http;
 mod kubo_node;
 mod migrations;
+mod pins_api;
+mod pins_auth;
 mod rls;

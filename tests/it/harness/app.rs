@@ -2,12 +2,18 @@
 
 use std::net::TcpListener;
 
+use std::time::Duration;
+
 use anchorage::{
-    auth::keys,
+    auth::{keys, MintRequest, Role, Scope},
     config::{self, Config, ConfigSource},
+    db::system_tx,
+    ids::OrgId,
     server::{self, RunningServer},
     state::AppState,
+    tenancy::orgs,
 };
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -18,6 +24,16 @@ pub const TEST_KID: &str = "test-1";
 
 /// A config for `db` and the Kubo at `kubo_rpc`, with a fresh signing key in `keys_dir`.
 pub fn test_config(db: &TestDb, kubo_rpc: &str, keys_dir: &TempDir) -> Config {
+    test_config_with(db, kubo_rpc, keys_dir, vec![])
+}
+
+/// [`test_config`] plus `extra` overrides (dotted key, value).
+pub fn test_config_with(
+    db: &TestDb,
+    kubo_rpc: &str,
+    keys_dir: &TempDir,
+    extra: Vec<(String, Value)>,
+) -> Config {
     let key_path = keys_dir.path().join(TEST_KID);
     if !key_path.exists() {
         keys::write_new_key_file(&key_path).unwrap();
@@ -33,6 +49,7 @@ pub fn test_config(db: &TestDb, kubo_rpc: &str, keys_dir: &TempDir) -> Config {
         ("server.listen".into(), json!("127.0.0.1:0")),
         ("server.shutdownTimeout".into(), json!("5s")),
     ];
+    let overrides = overrides.into_iter().chain(extra).collect();
     config::load(&ConfigSource {
         file: None,
         env: vec![],
@@ -45,7 +62,6 @@ pub fn test_config(db: &TestDb, kubo_rpc: &str, keys_dir: &TempDir) -> Config {
 /// A running server plus what tests need to talk to it.
 pub struct TestApp {
     pub base: String,
-    #[allow(dead_code)] // the API tests of later issues assert on DB state through it
     pub state: AppState,
     pub http: reqwest::Client,
     running: Option<RunningServer>,
@@ -55,8 +71,13 @@ pub struct TestApp {
 impl TestApp {
     /// Builds state for `db` + `kubo_rpc` and serves it on a free port.
     pub async fn spawn(db: &TestDb, kubo_rpc: &str) -> Self {
+        Self::spawn_with(db, kubo_rpc, vec![]).await
+    }
+
+    /// Like [`TestApp::spawn`] with extra config overrides.
+    pub async fn spawn_with(db: &TestDb, kubo_rpc: &str, extra: Vec<(String, Value)>) -> Self {
         let keys = TempDir::new().unwrap();
-        let config = test_config(db, kubo_rpc, &keys);
+        let config = test_config_with(db, kubo_rpc, &keys, extra);
         let state = server::build_state(config).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let running = server::start(state.clone(), listener).unwrap();
@@ -81,6 +102,57 @@ impl TestApp {
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
     }
+}
+
+impl TestApp {
+    /// Creates an org (as the CLI would) and returns its id.
+    pub async fn create_org(&self, name: &str) -> OrgId {
+        let name = name.to_string();
+        system_tx(&self.state.db, |conn| {
+            async move { Ok(orgs::create(conn, &name).await?.id) }.boxed()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Mints a token with the app's primary key.
+    pub fn token(&self, org: Option<OrgId>, role: Role, scopes: Option<Vec<Scope>>) -> String {
+        self.state
+            .tokens
+            .mint(MintRequest {
+                sub: "usr_test".into(),
+                org,
+                role,
+                scopes,
+                ttl: Duration::from_secs(3600),
+            })
+            .unwrap()
+            .jwt
+    }
+
+    /// The secret bytes of the app's signing key (to forge edge-case tokens).
+    pub fn key_secret(&self) -> Vec<u8> {
+        let path = &self.state.config.auth.api_token.signing_keys[0].path;
+        let raw = std::fs::read(path).unwrap();
+        String::from_utf8(raw)
+            .unwrap()
+            .trim_end()
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// A request builder with `token` as bearer.
+    pub fn req(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(token)
+    }
+}
+
+/// Sends `req`, returning the status and the JSON body (Null when empty or not JSON).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 impl Drop for TestApp {

@@ -4,6 +4,6 @@ pub mod app;
 pub mod kubo;
 pub mod pg;
 
-pub use app::{test_config, TestApp};
+pub use app::{send, test_config, TestApp};
 pub use kubo::KuboNode;
 pub use pg::TestDb;
