@@ -14,6 +14,7 @@ use crate::{
     error::{Error, Result},
     kubo::KuboClient,
     state::AppState,
+    tenancy::tokens,
 };
 
 /// Loads signing keys, builds the pool and the Kubo client. Refuses a database that is
@@ -67,6 +68,9 @@ pub fn key_set(config: &Config) -> Result<KeySet> {
 /// How often this node re-reads its Kubo's announced addresses.
 const DELEGATE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often expired denylist entries are deleted.
+const DENYLIST_PRUNE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A server bound to its socket and running in the background.
 pub struct RunningServer {
     pub addr: std::net::SocketAddr,
@@ -102,9 +106,11 @@ pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
             .clone()
             .refresh_loop(data.kubo.clone(), DELEGATE_REFRESH),
     );
+    let pruner = tokio::spawn(tokens::prune_loop(data.db.clone(), DENYLIST_PRUNE));
     let task = tokio::spawn(async move {
         let outcome = server.await;
         refresher.abort();
+        pruner.abort();
         outcome
     });
     Ok(RunningServer { addr, handle, task })

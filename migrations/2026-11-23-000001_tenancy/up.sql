@@ -69,6 +69,8 @@ CREATE TABLE api_tokens (
     -- NULL for cluster-wide sysadmin tokens; such rows are visible to system transactions only.
     org_id      uuid REFERENCES orgs (id) ON DELETE CASCADE,
     user_id     uuid REFERENCES users (id) ON DELETE SET NULL,
+    -- The token's `sub` claim (a user id, or a service name for CLI-minted tokens).
+    subject     text NOT NULL,
     label       text NOT NULL DEFAULT '',
     role        text NOT NULL,
     scopes      text[] NOT NULL DEFAULT '{}',
@@ -78,6 +80,7 @@ CREATE TABLE api_tokens (
     CONSTRAINT api_tokens_role_valid CHECK (role IN ('sysadmin', 'orgadmin', 'member'))
 );
 CREATE INDEX api_tokens_org_idx ON api_tokens (org_id, created_at DESC);
+CREATE INDEX api_tokens_subject_idx ON api_tokens (org_id, subject, created_at DESC);
 
 ALTER TABLE api_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE api_tokens FORCE ROW LEVEL SECURITY;

@@ -1,8 +1,10 @@
 //! The HTTP surface: route table and the JSON error plumbing shared by every route.
 
+pub mod body;
 pub mod errors;
 pub mod health;
 pub mod pins;
+pub mod tokens;
 
 use actix_web::web;
 
@@ -30,6 +32,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
                 .route(web::get().to(pins::get))
                 .route(web::post().to(pins::replace))
                 .route(web::delete().to(pins::delete))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/tokens")
+                .route(web::get().to(tokens::list))
+                .route(web::post().to(tokens::create))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/tokens/{jti}")
+                .route(web::delete().to(tokens::revoke))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(

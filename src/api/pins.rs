@@ -2,9 +2,9 @@
 //! first (so a bad token is a 401 whatever else is wrong), then parse, then call
 //! `pins::service`.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::body::read_json;
 use crate::{
     auth::{Caller, Scope},
     error::{Error, Result},
@@ -84,39 +84,8 @@ fn request_id(req: &HttpRequest) -> Result<RequestId> {
         .ok_or_else(|| Error::NotFound("The specified resource was not found".into()))
 }
 
-/// Reads and validates a `Pin` body: JSON content type, size cap, spec limits.
-async fn read_pin(
-    state: &AppState,
-    req: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<PinSpec> {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|mime| {
-            let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || mime.ends_with("+json")
-        })
-        .unwrap_or(false);
-    if !is_json {
-        return Err(Error::BadRequest(
-            "Content-Type must be application/json".into(),
-        ));
-    }
-    let limit = state.config.server.max_body_bytes;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(Error::PayloadTooLarge(format!(
-                "request body exceeds {limit} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let parsed: PinBody = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))?;
-    PinSpec::from_body(parsed)
+/// Reads and validates a `Pin` body.
+async fn read_pin(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<PinSpec> {
+    let body: PinBody = read_json(req, payload, state.config.server.max_body_bytes).await?;
+    PinSpec::from_body(body)
 }

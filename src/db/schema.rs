@@ -37,6 +37,7 @@ diesel::table! {
         jti -> Uuid,
         org_id -> Nullable<Uuid>,
         user_id -> Nullable<Uuid>,
+        subject -> Text,
         label -> Text,
         role -> Text,
         scopes -> Array<Text>,

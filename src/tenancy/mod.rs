@@ -1,4 +1,5 @@
-//! Tenancy: organisations, users and memberships.
+//! Tenancy: organisations, users, memberships and API tokens.
 
 pub mod orgs;
+pub mod tokens;
 pub mod users;

@@ -12,3 +12,4 @@ mod migrations;
 mod pins_api;
 mod pins_auth;
 mod rls;
+mod tokens_api;

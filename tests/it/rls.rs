@@ -44,8 +44,8 @@ async fn seed(pool: &DbPool) -> (OrgId, OrgId) {
                 let user = users::ensure_by_email(conn, &format!("{name}@example.com"), false).await?;
                 users::set_membership(conn, org.id, user, Role::Member).await?;
                 diesel::sql_query(format!(
-                    "INSERT INTO api_tokens (jti, org_id, user_id, label, role, expires_at) \
-                     VALUES (gen_random_uuid(), '{}', '{}', 'ci', 'member', now() + interval '1 day')",
+                    "INSERT INTO api_tokens (jti, org_id, user_id, subject, label, role, expires_at) \
+                     VALUES (gen_random_uuid(), '{}', '{}', 'someone', 'ci', 'member', now() + interval '1 day')",
                     org.id.uuid(),
                     user.uuid()
                 ))

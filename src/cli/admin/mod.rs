@@ -3,6 +3,8 @@
 
 mod mint_token;
 mod org;
+mod prune_denylist;
+mod revoke_token;
 mod rotate_signing_key;
 
 use std::path::PathBuf;
@@ -25,6 +27,10 @@ pub enum AdminCommand {
     MintToken(mint_token::MintTokenArgs),
     /// Create a new random signing key file (mode 0400) and print the config entry to add.
     RotateSigningKey(rotate_signing_key::RotateArgs),
+    /// Revoke a token by jti, CLI-minted ones included (needs the database).
+    RevokeToken(revoke_token::RevokeArgs),
+    /// Delete denylist entries of tokens that have expired anyway (needs the database).
+    PruneDenylist,
 }
 
 pub async fn run(cmd: AdminCommand, file: Option<PathBuf>) -> Result<()> {
@@ -33,6 +39,8 @@ pub async fn run(cmd: AdminCommand, file: Option<PathBuf>) -> Result<()> {
         AdminCommand::Org(cmd) => org::run(cmd, &config).await,
         AdminCommand::MintToken(args) => mint_token::run(args, &config).await,
         AdminCommand::RotateSigningKey(args) => rotate_signing_key::run(args),
+        AdminCommand::RevokeToken(args) => revoke_token::run(args, &config).await,
+        AdminCommand::PruneDenylist => prune_denylist::run(&config).await,
     }
 }
 

@@ -1,0 +1,324 @@
+//! API tokens managed over the API: minted by an authenticated caller (never with more
+//! role or scopes than the caller has), listed as metadata only, revoked through the
+//! denylist. The signed JWT is returned once and never stored.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, AuditEntry},
+    auth::{Caller, MintRequest, Role, Scope},
+    db::{
+        org_tx,
+        schema::{api_tokens, token_denylist},
+        system_tx, DbPool,
+    },
+    error::{Error, Result},
+    ids::{OrgId, TokenId, UserId},
+    state::AppState,
+};
+
+/// Longest label, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+
+/// `POST /v1/tokens` body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    #[serde(default)]
+    pub label: String,
+    /// Defaults to the caller's own scopes (never wider).
+    pub scopes: Option<Vec<Scope>>,
+    /// Defaults to `auth.apiToken.defaultTTL`; at most `auth.apiToken.maxTTL`.
+    pub ttl_hours: Option<u64>,
+    /// Defaults to the caller's role; never above it.
+    pub role: Option<Role>,
+}
+
+/// A token's metadata as listed.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+pub struct TokenRecord {
+    #[serde(serialize_with = "as_token_id")]
+    pub jti: Uuid,
+    #[serde(skip)]
+    pub org_id: Option<Uuid>,
+    pub subject: String,
+    pub label: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+fn as_token_id<S: serde::Serializer>(jti: &Uuid, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(&TokenId::from_uuid(*jti))
+}
+
+/// A freshly minted token: the JWT (shown once) and its metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub record: TokenRecord,
+}
+
+/// Mints a token for the caller's org and principal, records its metadata and audits it.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: NewToken,
+    ip: Option<std::net::IpAddr>,
+) -> Result<CreatedToken> {
+    caller.require(Scope::TokensWrite)?;
+    let label = req.label.trim().to_string();
+    if label.chars().count() > MAX_LABEL_CHARS {
+        return Err(Error::BadRequest(format!(
+            "label is longer than {MAX_LABEL_CHARS} characters"
+        )));
+    }
+    let role = req.role.unwrap_or(caller.claims.role);
+    if role > caller.claims.role {
+        return Err(Error::Forbidden(format!(
+            "a {} token cannot mint a {role} token",
+            caller.claims.role
+        )));
+    }
+    let own = caller.claims.effective_scopes();
+    let scopes = match req.scopes {
+        Some(requested) => {
+            if let Some(wider) = requested.iter().find(|s| !own.contains(s)) {
+                return Err(Error::Forbidden(format!(
+                    "this token lacks {wider}, so it cannot grant it"
+                )));
+            }
+            if let Some(beyond) = requested
+                .iter()
+                .find(|s| !role.default_scopes().contains(s))
+            {
+                return Err(Error::BadRequest(format!(
+                    "a {role} token cannot carry {beyond}"
+                )));
+            }
+            requested
+        }
+        // Explicit, so a narrowly scoped caller never mints a broader child by omission.
+        None => own
+            .into_iter()
+            .filter(|s| role.default_scopes().contains(s))
+            .collect(),
+    };
+    let api = &state.config.auth.api_token;
+    let ttl = match req.ttl_hours {
+        None => api.default_ttl,
+        Some(0) => return Err(Error::BadRequest("ttl_hours must be at least 1".into())),
+        Some(h) => Duration::from_secs(h.saturating_mul(3600)),
+    };
+    if ttl > api.max_ttl {
+        return Err(Error::BadRequest(format!(
+            "ttl_hours exceeds the maximum of {} hours",
+            api.max_ttl.as_secs() / 3600
+        )));
+    }
+    let minted = state.tokens.mint(MintRequest {
+        sub: caller.claims.sub.clone(),
+        org: Some(caller.org),
+        role,
+        scopes: Some(scopes.clone()),
+        ttl,
+    })?;
+    let claims = minted.claims.clone();
+    let org = caller.org;
+    let actor = caller.actor();
+    let record = org_tx(&state.db, org, |conn| {
+        async move {
+            let user = claims.sub.parse::<UserId>().ok().map(|u| u.uuid());
+            let record: TokenRecord = diesel::insert_into(api_tokens::table)
+                .values((
+                    api_tokens::jti.eq(claims.jti.uuid()),
+                    api_tokens::org_id.eq(org.uuid()),
+                    api_tokens::user_id.eq(user),
+                    api_tokens::subject.eq(&claims.sub),
+                    api_tokens::label.eq(&label),
+                    api_tokens::role.eq(claims.role.as_str()),
+                    api_tokens::scopes.eq(scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+                    api_tokens::expires_at.eq(claims.expires_at()),
+                ))
+                .returning(TokenRecord::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(|e| match e {
+                    // The user in `sub` may have been deleted meanwhile.
+                    diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ForeignKeyViolation, _) => {
+                        Error::Forbidden("the token's user no longer exists".into())
+                    }
+                    other => other.into(),
+                })?;
+            audit::record(
+                conn,
+                AuditEntry::new(actor, "token.create", claims.jti.to_string())
+                    .org(org)
+                    .source_ip(ip)
+                    .details(json!({ "label": label, "role": claims.role, "scopes": scopes, "expires_at": claims.expires_at() })),
+            )
+            .await?;
+            Ok(record)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(CreatedToken {
+        token: minted.jwt,
+        record,
+    })
+}
+
+/// The tokens the caller may see: its own, or every token of the org for org admins.
+pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<TokenRecord>> {
+    caller.require(Scope::TokensRead)?;
+    let org = caller.org;
+    let all = caller.claims.role >= Role::Orgadmin;
+    let subject = caller.claims.sub.clone();
+    org_tx(&state.db, org, |conn| {
+        async move {
+            let mut query = api_tokens::table
+                .filter(api_tokens::org_id.eq(org.uuid()))
+                .order(api_tokens::created_at.desc())
+                .select(TokenRecord::as_select())
+                .into_boxed();
+            if !all {
+                query = query.filter(api_tokens::subject.eq(subject));
+            }
+            Ok(query.load(conn).await?)
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// Revokes a token of the caller's org (its own, or any for org admins): writes the jti
+/// to the denylist until the token's natural expiry, effective on this node at once.
+pub async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    jti: TokenId,
+    ip: Option<std::net::IpAddr>,
+) -> Result<()> {
+    caller.require(Scope::TokensWrite)?;
+    let org = caller.org;
+    let any = caller.claims.role >= Role::Orgadmin;
+    let subject = caller.claims.sub.clone();
+    let actor = caller.actor();
+    org_tx(&state.db, org, |conn| {
+        async move {
+            let found: Option<TokenRecord> = api_tokens::table
+                .filter(api_tokens::org_id.eq(org.uuid()))
+                .filter(api_tokens::jti.eq(jti.uuid()))
+                .select(TokenRecord::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            let token = match found {
+                Some(t) if any || t.subject == subject => t,
+                _ => return Err(Error::NotFound(format!("no token {jti}"))),
+            };
+            diesel::update(api_tokens::table.find(token.jti))
+                .set(api_tokens::revoked_at.eq(diesel::dsl::now))
+                .execute(conn)
+                .await?;
+            deny(conn, jti, token.expires_at).await?;
+            audit::record(
+                conn,
+                AuditEntry::new(actor, "token.revoke", jti.to_string())
+                    .org(org)
+                    .source_ip(ip),
+            )
+            .await
+        }
+        .boxed()
+    })
+    .await?;
+    state.denylist.mark_revoked(jti);
+    Ok(())
+}
+
+/// Adds `jti` to the denylist until `expires_at` (idempotent).
+pub async fn deny(
+    conn: &mut AsyncPgConnection,
+    jti: TokenId,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    diesel::insert_into(token_denylist::table)
+        .values((
+            token_denylist::jti.eq(jti.uuid()),
+            token_denylist::expires_at.eq(expires_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Revokes any token by jti (CLI-minted ones included), audited against the token's org
+/// when anchorage knows it.
+pub async fn revoke_by_jti(
+    db: &DbPool,
+    actor: String,
+    jti: TokenId,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    system_tx(db, |conn| {
+        async move {
+            deny(conn, jti, expires_at).await?;
+            let org: Option<Option<Uuid>> = diesel::update(api_tokens::table.find(jti.uuid()))
+                .set(api_tokens::revoked_at.eq(diesel::dsl::now))
+                .returning(api_tokens::org_id)
+                .get_result(conn)
+                .await
+                .optional()?;
+            let mut entry = AuditEntry::new(actor, "token.revoke", jti.to_string())
+                .details(json!({ "expires_at": expires_at, "source": "cli" }));
+            if let Some(org) = org.flatten() {
+                entry = entry.org(OrgId::from_uuid(org));
+            }
+            audit::record(conn, entry).await
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// Deletes denylist entries whose tokens have expired anyway; returns how many.
+pub async fn prune_denylist(db: &DbPool) -> Result<usize> {
+    system_tx(db, |conn| {
+        async move {
+            Ok(diesel::delete(
+                token_denylist::table.filter(token_denylist::expires_at.lt(diesel::dsl::now)),
+            )
+            .execute(conn)
+            .await?)
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// Prunes the denylist every `every` until aborted.
+pub async fn prune_loop(db: DbPool, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match prune_denylist(&db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "pruned expired denylist entries"),
+            Err(e) => tracing::warn!(error = %e, "pruning the denylist failed; will retry"),
+        }
+    }
+}
