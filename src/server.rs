@@ -13,6 +13,7 @@ use crate::{
     db::{self, migrate, PoolOptions},
     error::{Error, Result},
     kubo::KuboClient,
+    pins::counts,
     state::AppState,
     tenancy::tokens,
 };
@@ -71,6 +72,9 @@ const DELEGATE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30)
 /// How often expired denylist entries are deleted.
 const DENYLIST_PRUNE: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How often the pin count ledger is folded.
+const COUNTS_COMPACT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A server bound to its socket and running in the background.
 pub struct RunningServer {
     pub addr: std::net::SocketAddr,
@@ -106,11 +110,16 @@ pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
             .clone()
             .refresh_loop(data.kubo.clone(), DELEGATE_REFRESH),
     );
-    let pruner = tokio::spawn(tokens::prune_loop(data.db.clone(), DENYLIST_PRUNE));
+    let background = [
+        refresher,
+        tokio::spawn(tokens::prune_loop(data.db.clone(), DENYLIST_PRUNE)),
+        tokio::spawn(counts::compact_loop(data.db.clone(), COUNTS_COMPACT)),
+    ];
     let task = tokio::spawn(async move {
         let outcome = server.await;
-        refresher.abort();
-        pruner.abort();
+        for task in background {
+            task.abort();
+        }
         outcome
     });
     Ok(RunningServer { addr, handle, task })

@@ -27,7 +27,8 @@ CREATE TABLE pins (
 -- Unique per org: `created` doubles as the paging cursor (`before`/`after`).
 CREATE UNIQUE INDEX pins_org_created_key ON pins (org_id, created);
 CREATE INDEX pins_org_status_created_idx ON pins (org_id, status, created DESC);
-CREATE INDEX pins_org_cid_idx ON pins (org_id, cid);
+-- By CID across orgs: status fan-out to every org's pin of a CID, and the `cid` filter
+-- (a CID is selective enough that org_id need not lead).
 CREATE INDEX pins_cid_idx ON pins (cid);
 
 ALTER TABLE pins ENABLE ROW LEVEL SECURITY;

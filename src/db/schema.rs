@@ -72,6 +72,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    pin_counts (id) {
+        id -> Int8,
+        org_id -> Uuid,
+        status -> Text,
+        n -> Int8,
+    }
+}
+
+diesel::table! {
     cid_refs (cid) {
         cid -> Text,
         refcount -> Int4,
@@ -164,6 +173,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     token_denylist,
     pins,
+    pin_counts,
     cid_refs,
     cid_origins,
     nodes,

@@ -2,6 +2,7 @@
 //! the API calls.
 
 pub mod cid;
+pub mod counts;
 pub mod filter;
 pub mod model;
 pub mod service;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::{
     pg::Pg,
     prelude::*,
-    sql_types::{Array, Jsonb, Nullable, Text, Uuid as SqlUuid},
+    sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -18,10 +18,7 @@ use super::{
     model::{PinRecord, PinSpec, PinState},
 };
 use crate::{
-    db::{
-        functions::lower,
-        schema::{cid_origins, cid_refs, pins},
-    },
+    db::schema::{cid_origins, cid_refs, pins},
     error::{Error, Result},
     ids::{OrgId, RequestId},
 };
@@ -147,57 +144,240 @@ pub async fn list(
     org: OrgId,
     q: &ListQuery,
 ) -> Result<(i64, Vec<PinRecord>)> {
-    let count: i64 = filtered(org, q).count().get_result(conn).await?;
-    let rows: Vec<PinRow> = filtered(org, q)
-        .order((pins::created.desc(), pins::id.desc()))
-        .limit(q.limit)
-        .select(PinRow::as_select())
-        .load(conn)
-        .await?;
+    let count: CountRow = count_statement(org, q).query("").get_result(conn).await?;
+    let rows: Vec<PinRow> = page_statement(org, q).query("").load(conn).await?;
     let records = rows
         .into_iter()
         .map(PinRow::into_record)
         .collect::<Result<Vec<_>>>()?;
-    Ok((count, records))
+    Ok((count.n, records))
 }
 
-fn filtered(org: OrgId, q: &ListQuery) -> pins::BoxedQuery<'_, Pg> {
-    let mut query = pins::table.filter(pins::org_id.eq(org.uuid())).into_boxed();
+/// `EXPLAIN (FORMAT JSON)` of the page and count statements [`list`] runs for `q`, so
+/// tests can check on a large table that both stay index-backed.
+pub async fn explain_list(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    q: &ListQuery,
+) -> Result<(String, String)> {
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        plan: String,
+    }
+    let prefix = "EXPLAIN (FORMAT JSON) ";
+    let page: Plan = page_statement(org, q)
+        .query(prefix)
+        .get_result(conn)
+        .await?;
+    let count: Plan = count_statement(org, q)
+        .query(prefix)
+        .get_result(conn)
+        .await?;
+    Ok((page.plan, count.plan))
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// One bind parameter of a hand-built statement.
+enum Bind {
+    Uuid(Uuid),
+    Text(String),
+    Texts(Vec<String>),
+    Time(DateTime<Utc>),
+    Json(serde_json::Value),
+    Int(i64),
+}
+
+/// SQL text with `$n` placeholders and their values. Listing is built by hand so the
+/// very statement the API runs can also be EXPLAINed.
+struct Statement {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+type BoxedSql = diesel::query_builder::BoxedSqlQuery<'static, Pg, diesel::query_builder::SqlQuery>;
+
+impl Statement {
+    fn new() -> Self {
+        Self {
+            sql: String::new(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Adds a bind and returns its placeholder.
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    fn query(self, prefix: &str) -> BoxedSql {
+        let mut query = diesel::sql_query(format!("{prefix}{}", self.sql)).into_boxed();
+        for bind in self.binds {
+            query = match bind {
+                Bind::Uuid(v) => query.bind::<SqlUuid, _>(v),
+                Bind::Text(v) => query.bind::<Text, _>(v),
+                Bind::Texts(v) => query.bind::<Array<Text>, _>(v),
+                Bind::Time(v) => query.bind::<Timestamptz, _>(v),
+                Bind::Json(v) => query.bind::<Jsonb, _>(v),
+                Bind::Int(v) => query.bind::<BigInt, _>(v),
+            };
+        }
+        query
+    }
+}
+
+/// `WHERE …` for a listing. Every condition has an index to use: (org_id, created),
+/// (org_id, status, created), (cid), and `pin_search` for names and meta. The org is
+/// always `$1`.
+fn where_clause(org: OrgId, q: &ListQuery, st: &mut Statement) -> String {
+    let mut conditions = vec![format!("org_id = {}", st.bind(Bind::Uuid(org.uuid())))];
     if !q.cids.is_empty() {
-        query = query.filter(pins::cid.eq_any(&q.cids));
+        conditions.push(format!(
+            "cid = ANY({})",
+            st.bind(Bind::Texts(q.cids.clone()))
+        ));
     }
     if let Some(name) = &q.name {
-        query = match q.name_match {
-            NameMatch::Exact => query.filter(pins::name.eq(name)),
-            NameMatch::Iexact => query.filter(lower(pins::name).eq(lower(Some(name.as_str())))),
-            NameMatch::Partial => query.filter(pins::name.like(like_pattern(name)).escape('\\')),
-            NameMatch::Ipartial => query.filter(pins::name.ilike(like_pattern(name)).escape('\\')),
-        };
+        conditions.push(name_condition(name, q.name_match, st));
     }
-    let statuses: Vec<&'static str> = q.statuses.iter().map(|s| s.as_str()).collect();
-    if statuses.len() < PinState::ALL.len() {
-        query = query.filter(pins::status.eq_any(statuses));
+    match q.statuses.as_slice() {
+        // One status: plain equality, so (org_id, status, created) yields rows in order.
+        [one] => conditions.push(format!(
+            "status = {}",
+            st.bind(Bind::Text(one.as_str().to_string()))
+        )),
+        some if some.len() < PinState::ALL.len() => conditions.push(format!(
+            "status = ANY({})",
+            st.bind(Bind::Texts(status_texts(q)))
+        )),
+        _ => {}
     }
     if let Some(before) = q.before {
-        query = query.filter(pins::created.lt(before));
+        conditions.push(format!("created < {}", st.bind(Bind::Time(before))));
     }
     if let Some(after) = q.after {
-        query = query.filter(pins::created.gt(after));
+        conditions.push(format!("created > {}", st.bind(Bind::Time(after))));
     }
     if !q.meta.is_empty() {
-        let meta = serde_json::to_value(&q.meta).unwrap_or_default();
-        query = query.filter(pins::meta.contains(meta));
+        let meta = st.bind(Bind::Json(
+            serde_json::to_value(&q.meta).unwrap_or_default(),
+        ));
+        conditions.push(format!(
+            "{} AND meta @> {meta}",
+            all_terms(&format!("anchorage_meta_terms({meta})"))
+        ));
     }
-    query
+    conditions.join(" AND ")
 }
 
-/// `%text%` with LIKE's wildcards escaped, so a name search for `50%` means the text.
-fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
+/// A name condition: candidates from `pin_search` by term (an index lookup even under
+/// row-level security), rechecked on the pin row.
+fn name_condition(name: &str, mode: NameMatch, st: &mut Statement) -> String {
+    match mode {
+        NameMatch::Exact => {
+            let n = st.bind(Bind::Text(name.to_string()));
+            format!(
+                "{} AND name = {n}",
+                one_term(&format!("anchorage_exact_term({n})"))
+            )
+        }
+        NameMatch::Iexact => {
+            let n = st.bind(Bind::Text(name.to_string()));
+            format!(
+                "{} AND lower(name) = lower({n})",
+                one_term(&format!("anchorage_iexact_term({n})"))
+            )
+        }
+        NameMatch::Partial | NameMatch::Ipartial => {
+            let op = if mode == NameMatch::Partial {
+                "LIKE"
+            } else {
+                "ILIKE"
+            };
+            let pattern = st.bind(Bind::Text(like_pattern(name)));
+            if name.chars().count() < 3 {
+                // No 3-gram to look up: the recheck alone, over the org's pins.
+                return format!("name {op} {pattern}");
+            }
+            let n = st.bind(Bind::Text(name.to_string()));
+            format!(
+                "{} AND name {op} {pattern}",
+                all_terms(&format!("anchorage_name_terms({n})"))
+            )
+        }
+    }
+}
+
+/// Pins having the search term `term` (SQL expression).
+fn one_term(term: &str) -> String {
+    format!("id IN (SELECT pin_id FROM pin_search WHERE org_id = $1 AND term = {term})")
+}
+
+/// Pins having every search term of `terms` (SQL array expression).
+fn all_terms(terms: &str) -> String {
+    format!(
+        "id IN (SELECT pin_id FROM pin_search WHERE org_id = $1 AND term = ANY({terms}) \
+         GROUP BY pin_id HAVING count(*) = cardinality({terms}))"
+    )
+}
+
+fn status_texts(q: &ListQuery) -> Vec<String> {
+    q.statuses.iter().map(|s| s.as_str().to_string()).collect()
+}
+
+/// The page, newest first. `created` is unique within an org, so it alone is a total
+/// order and the keyset for `before`/`after` paging.
+fn page_statement(org: OrgId, q: &ListQuery) -> Statement {
+    let mut st = Statement::new();
+    let filter = where_clause(org, q, &mut st);
+    let limit = st.bind(Bind::Int(q.limit));
+    st.sql = format!(
+        "SELECT id, cid, requested_cid, name, origins, meta, status, info, created FROM pins \
+         WHERE {filter} ORDER BY created DESC LIMIT {limit}"
+    );
+    st
+}
+
+/// The total: from the per-status counters when only statuses filter (what
+/// `ipfs pin remote service ls --stat` asks, once per status), else counted through
+/// the index the filter uses.
+fn count_statement(org: OrgId, q: &ListQuery) -> Statement {
+    let mut st = Statement::new();
+    let only_status = q.cids.is_empty()
+        && q.name.is_none()
+        && q.meta.is_empty()
+        && q.before.is_none()
+        && q.after.is_none();
+    if only_status {
+        let org_p = st.bind(Bind::Uuid(org.uuid()));
+        let statuses = st.bind(Bind::Texts(status_texts(q)));
+        st.sql = format!(
+            "SELECT COALESCE(sum(n), 0)::bigint AS n FROM pin_counts \
+             WHERE org_id = {org_p} AND status = ANY({statuses})"
+        );
+    } else {
+        let filter = where_clause(org, q, &mut st);
+        st.sql = format!("SELECT count(*) AS n FROM pins WHERE {filter}");
+    }
+    st
+}
+
+/// `text` with LIKE's wildcards escaped, so a search for `50%` means the text.
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
         .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+        .replace('_', "\\_")
+}
+
+/// `%text%`, escaped.
+fn like_pattern(text: &str) -> String {
+    format!("%{}%", like_escape(text))
 }
 
 /// Adds `delta` to the number of live pin requests wanting `cid` (across all orgs) and

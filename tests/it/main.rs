@@ -12,4 +12,5 @@ mod migrations;
 mod pins_api;
 mod pins_auth;
 mod rls;
+mod scale;
 mod tokens_api;

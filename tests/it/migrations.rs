@@ -51,7 +51,7 @@ async fn up_down_up_on_an_empty_database() {
     let one = migrate::down(&db.owner_dsn(), false).await.unwrap();
     assert_eq!(one.len(), 1);
     assert!(
-        !table_exists(&db, "audit_log").await,
+        !table_exists(&db, "pin_counts").await,
         "the newest migration was reverted"
     );
     assert!(table_exists(&db, "pins").await);
@@ -136,6 +136,7 @@ async fn schema_matches_database() {
         api_tokens,
         token_denylist,
         pins,
+        pin_counts,
         cid_refs,
         cid_origins,
         nodes,

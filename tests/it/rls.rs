@@ -18,7 +18,15 @@ use futures_util::FutureExt;
 use crate::harness::TestDb;
 
 /// Tables holding tenant data (`orgs` is scoped by its own id).
-const TENANT_TABLES: [&str; 5] = ["orgs", "memberships", "api_tokens", "pins", "audit_log"];
+const TENANT_TABLES: [&str; 7] = [
+    "pin_search",
+    "orgs",
+    "memberships",
+    "api_tokens",
+    "pins",
+    "pin_counts",
+    "audit_log",
+];
 
 #[derive(QueryableByName)]
 struct Count {
@@ -78,11 +86,30 @@ async fn org_scope_sees_only_its_own_rows_even_without_where() {
     let (alpha, beta) = seed(&pool).await;
 
     for (org, other) in [(alpha, beta), (beta, alpha)] {
+        // What the org owns, as seen by a system transaction.
+        let owned = system_tx(&pool, |conn| {
+            async move {
+                let mut owned = Vec::new();
+                for table in TENANT_TABLES {
+                    let column = if table == "orgs" { "id" } else { "org_id" };
+                    let sql = format!(
+                        "SELECT count(*) AS n FROM {table} WHERE {column} = '{}'",
+                        org.uuid()
+                    );
+                    owned.push(count(conn, &sql).await);
+                }
+                Ok(owned)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
         org_tx(&pool, org, |conn| {
             async move {
-                for table in TENANT_TABLES {
+                for (table, owned) in TENANT_TABLES.iter().zip(owned) {
                     let n = count(conn, &format!("SELECT count(*) AS n FROM {table}")).await;
-                    assert_eq!(n, 1, "{table} as {org}");
+                    assert!(owned > 0, "{table}: the seed gives every org rows");
+                    assert_eq!(n, owned, "{table} as {org}: exactly its own rows");
                 }
                 let other_rows = count(
                     conn,

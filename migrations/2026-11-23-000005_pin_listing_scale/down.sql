@@ -1,0 +1,16 @@
+DROP TRIGGER pins_count_update ON pins;
+DROP TRIGGER pins_count_delete ON pins;
+DROP TRIGGER pins_count_insert ON pins;
+DROP FUNCTION pin_counts_on_update();
+DROP FUNCTION pin_counts_on_delete();
+DROP FUNCTION pin_counts_on_insert();
+DROP TABLE pin_counts;
+DROP TRIGGER pins_search_delete ON pins;
+DROP TRIGGER pins_search_insert ON pins;
+DROP FUNCTION pin_search_on_delete();
+DROP FUNCTION pin_search_on_insert();
+DROP TABLE pin_search;
+DROP FUNCTION anchorage_meta_terms(jsonb);
+DROP FUNCTION anchorage_iexact_term(text);
+DROP FUNCTION anchorage_exact_term(text);
+DROP FUNCTION anchorage_name_terms(text);

@@ -1,0 +1,12 @@
+-- Informational: GET /v1/pins?limit=10 as the server runs it — the server's role
+-- (`anchorage`, under row-level security) in an org-scoped transaction: BEGIN,
+-- set_config, count, page, COMMIT. The gap to list.sql is RLS + round trips.
+BEGIN;
+SELECT set_config('anchorage.org_id', :org, true);
+SELECT count(*) FROM pins WHERE org_id = :org AND status = ANY(:statuses);
+SELECT id, cid, requested_cid, name, origins, meta, status, info, created
+FROM pins
+WHERE org_id = :org AND status = ANY(:statuses)
+ORDER BY created DESC, id DESC
+LIMIT 10;
+COMMIT;
