@@ -4,6 +4,7 @@
 use std::{net::TcpListener, sync::Arc};
 
 use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
+use apistos::app::OpenApiWrapper;
 
 use crate::{
     api,
@@ -94,9 +95,12 @@ pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
     let app_data = data.clone();
     let server = HttpServer::new(move || {
         App::new()
+            .document(api::openapi::spec())
             .app_data(app_data.clone())
             .wrap(middleware::NormalizePath::trim())
             .configure(|cfg| api::configure(cfg, max_body))
+            .build(api::openapi::DOCUMENT_PATH)
+            .configure(api::docs::configure)
             .default_service(web::to(api::errors::not_found))
     })
     .disable_signals()

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
+use apistos::api_operation;
 use serde_json::json;
 
 use crate::{db::pool, state::AppState};
@@ -11,11 +12,23 @@ use crate::{db::pool, state::AppState};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `GET /v1/health`: 200 while the process runs.
+#[api_operation(
+    operation_id = "health",
+    tag = "health",
+    summary = "Liveness: 200 while the process runs",
+    no_security
+)]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// `GET /v1/ready`: 200 when Postgres and Kubo answer, else 503 naming what failed.
+#[api_operation(
+    operation_id = "ready",
+    tag = "health",
+    summary = "Readiness: 200 when Postgres and this node's Kubo answer, else 503 naming what failed",
+    no_security
+)]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (postgres, kubo) = tokio::join!(
         tokio::time::timeout(PROBE_TIMEOUT, pool::ping(&state.db)),

@@ -1,54 +1,57 @@
 //! The HTTP surface: route table and the JSON error plumbing shared by every route.
 
 pub mod body;
+pub mod docs;
 pub mod errors;
 pub mod health;
+pub mod openapi;
 pub mod pins;
 pub mod tokens;
 
 use actix_web::web;
+use apistos::web::{delete, get, head, post, resource, ServiceConfig};
 
 /// Registers every route under the app. Unknown paths and methods answer in the spec's
 /// error shape (see [`errors`]).
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+pub fn configure(cfg: &mut ServiceConfig, max_body_bytes: usize) {
     cfg.app_data(errors::json_config(max_body_bytes))
         .app_data(errors::query_config())
         .app_data(errors::path_config())
         .app_data(web::PayloadConfig::new(max_body_bytes))
         .service(
-            web::resource("/v1/health")
-                .route(web::get().to(health::health))
-                .route(web::head().to(health::health))
+            resource("/v1/health")
+                .route(get().to(health::health))
+                .route(head().to(health::health))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(
-            web::resource("/v1/pins")
-                .route(web::get().to(pins::list))
-                .route(web::post().to(pins::add))
+            resource("/v1/pins")
+                .route(get().to(pins::list))
+                .route(post().to(pins::add))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(
-            web::resource("/v1/pins/{requestid}")
-                .route(web::get().to(pins::get))
-                .route(web::post().to(pins::replace))
-                .route(web::delete().to(pins::delete))
+            resource("/v1/pins/{requestid}")
+                .route(get().to(pins::get))
+                .route(post().to(pins::replace))
+                .route(delete().to(pins::delete))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(
-            web::resource("/v1/tokens")
-                .route(web::get().to(tokens::list))
-                .route(web::post().to(tokens::create))
+            resource("/v1/tokens")
+                .route(get().to(tokens::list))
+                .route(post().to(tokens::create))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(
-            web::resource("/v1/tokens/{jti}")
-                .route(web::delete().to(tokens::revoke))
+            resource("/v1/tokens/{jti}")
+                .route(delete().to(tokens::revoke))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(
-            web::resource("/v1/ready")
-                .route(web::get().to(health::ready))
-                .route(web::head().to(health::ready))
+            resource("/v1/ready")
+                .route(get().to(health::ready))
+                .route(head().to(health::ready))
                 .default_service(web::to(errors::method_not_allowed)),
         );
 }

@@ -1,10 +1,14 @@
 //! The Pinning Services API: `/v1/pins` and `/v1/pins/{requestid}`. Handlers authenticate
 //! first (so a bad token is a 401 whatever else is wrong), then parse, then call
-//! `pins::service`.
+//! `pins::service`. `Doc<…>` arguments and `Reply<…>` only feed the OpenAPI document.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use apistos::api_operation;
 
-use super::body::read_json;
+use super::{
+    body::read_json,
+    openapi::{params::ListPinsParams, schema, Doc, Reply},
+};
 use crate::{
     auth::{Caller, Scope},
     error::{Error, Result},
@@ -17,63 +21,104 @@ use crate::{
     state::AppState,
 };
 
-/// `GET /v1/pins`
+#[api_operation(
+    operation_id = "getPins",
+    tag = "pins",
+    summary = "List pin objects",
+    description = "List all the pin objects, matching optional filters; when no filter is provided, only successful pins are returned"
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-) -> Result<HttpResponse> {
+    _doc: Doc<ListPinsParams>,
+) -> Result<Reply<200, schema::PinResults>> {
     caller.require(Scope::PinRead)?;
     let query = ListQuery::parse(req.query_string())?;
-    Ok(HttpResponse::Ok().json(service::list(&state, caller.org, query).await?))
+    Ok(HttpResponse::Ok()
+        .json(service::list(&state, caller.org, query).await?)
+        .into())
 }
 
-/// `POST /v1/pins`
+#[api_operation(
+    operation_id = "addPin",
+    tag = "pins",
+    summary = "Add pin object",
+    description = "Add a new pin object for the current access token",
+    skip_args = "payload"
+)]
 pub async fn add(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse> {
+    _body: Doc<web::Json<schema::Pin>>,
+) -> Result<Reply<202, schema::PinStatus>> {
     caller.require(Scope::PinWrite)?;
     let spec = read_pin(&state, &req, payload).await?;
-    Ok(HttpResponse::Accepted().json(service::add(&state, caller.org, spec).await?))
+    Ok(HttpResponse::Accepted()
+        .json(service::add(&state, caller.org, spec).await?)
+        .into())
 }
 
-/// `GET /v1/pins/{requestid}`
+#[api_operation(
+    operation_id = "getPinByRequestId",
+    tag = "pins",
+    summary = "Get pin object",
+    description = "Get a pin object and its status"
+)]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-) -> Result<HttpResponse> {
+    _id: Doc<web::Path<String>>,
+) -> Result<Reply<200, schema::PinStatus>> {
     caller.require(Scope::PinRead)?;
     let id = request_id(&req)?;
-    Ok(HttpResponse::Ok().json(service::get(&state, caller.org, id).await?))
+    Ok(HttpResponse::Ok()
+        .json(service::get(&state, caller.org, id).await?)
+        .into())
 }
 
-/// `POST /v1/pins/{requestid}`
+#[api_operation(
+    operation_id = "replacePinByRequestId",
+    tag = "pins",
+    summary = "Replace pin object",
+    description = "Replace an existing pin object (shortcut for executing remove and add operations in one step to avoid unnecessary garbage collection of blocks present in both recursive pins)",
+    skip_args = "payload"
+)]
 pub async fn replace(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse> {
+    _id: Doc<web::Path<String>>,
+    _body: Doc<web::Json<schema::Pin>>,
+) -> Result<Reply<202, schema::PinStatus>> {
     caller.require(Scope::PinWrite)?;
     let id = request_id(&req)?;
     let spec = read_pin(&state, &req, payload).await?;
-    Ok(HttpResponse::Accepted().json(service::replace(&state, caller.org, id, spec).await?))
+    Ok(HttpResponse::Accepted()
+        .json(service::replace(&state, caller.org, id, spec).await?)
+        .into())
 }
 
-/// `DELETE /v1/pins/{requestid}`
+#[api_operation(
+    operation_id = "deletePinByRequestId",
+    tag = "pins",
+    summary = "Remove pin object",
+    description = "Remove a pin object"
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-) -> Result<HttpResponse> {
+    _id: Doc<web::Path<String>>,
+) -> Result<Reply<202>> {
     caller.require(Scope::PinWrite)?;
     let id = request_id(&req)?;
     service::remove(&state, caller.org, id).await?;
-    Ok(HttpResponse::Accepted().finish())
+    Ok(HttpResponse::Accepted().finish().into())
 }
 
 /// A malformed request id names no pin request: 404, like an unknown one.

@@ -1,45 +1,72 @@
 //! `/v1/tokens`: mint, list and revoke API tokens.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use apistos::api_operation;
 
-use super::body::read_json;
+use super::{
+    body::read_json,
+    openapi::{Doc, Reply},
+};
 use crate::{
     auth::Caller,
     error::{Error, Result},
     ids::TokenId,
     state::AppState,
-    tenancy::tokens::{self, NewToken},
+    tenancy::tokens::{self, CreatedToken, NewToken, TokenList},
 };
 
-/// `POST /v1/tokens`: 201 with the JWT (shown once) and its metadata.
+#[api_operation(
+    operation_id = "createToken",
+    tag = "tokens",
+    summary = "Mint an API token",
+    description = "Mints a token for the caller's org with at most the caller's role and scopes; the JWT is returned once and never stored",
+    skip_args = "payload"
+)]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse> {
+    _body: Doc<web::Json<NewToken>>,
+) -> Result<Reply<201, CreatedToken>> {
     let body: NewToken = read_json(&req, payload, state.config.server.max_body_bytes).await?;
     let created = tokens::create(&state, &caller, body, req.peer_addr().map(|a| a.ip())).await?;
-    Ok(HttpResponse::Created().json(created))
+    Ok(HttpResponse::Created().json(created).into())
 }
 
-/// `GET /v1/tokens`: metadata only, newest first.
-pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse> {
-    let tokens = tokens::list(&state, &caller).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "count": tokens.len(), "results": tokens })))
+#[api_operation(
+    operation_id = "listTokens",
+    tag = "tokens",
+    summary = "List API tokens",
+    description = "The caller's own tokens (every token of the org for org admins), metadata only"
+)]
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<Reply<200, TokenList>> {
+    let results = tokens::list(&state, &caller).await?;
+    Ok(HttpResponse::Ok()
+        .json(TokenList {
+            count: results.len(),
+            results,
+        })
+        .into())
 }
 
-/// `DELETE /v1/tokens/{jti}`: 204; the token is refused from the next request on.
+#[api_operation(
+    operation_id = "revokeToken",
+    tag = "tokens",
+    summary = "Revoke an API token",
+    description = "Denylists the token until its natural expiry; the next request with it is refused"
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-) -> Result<HttpResponse> {
+    _jti: Doc<web::Path<String>>,
+) -> Result<Reply<204>> {
     let jti: TokenId = req
         .match_info()
         .get("jti")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::NotFound("no such token".into()))?;
     tokens::revoke(&state, &caller, jti, req.peer_addr().map(|a| a.ip())).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(HttpResponse::NoContent().finish().into())
 }

@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use apistos::ApiComponent;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -29,7 +31,7 @@ use crate::{
 pub const MAX_LABEL_CHARS: usize = 100;
 
 /// `POST /v1/tokens` body.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, ApiComponent)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     #[serde(default)]
@@ -43,10 +45,12 @@ pub struct NewToken {
 }
 
 /// A token's metadata as listed.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, JsonSchema, ApiComponent)]
 #[diesel(table_name = api_tokens)]
 pub struct TokenRecord {
+    /// `tok_…`
     #[serde(serialize_with = "as_token_id")]
+    #[schemars(with = "String")]
     pub jti: Uuid,
     #[serde(skip)]
     pub org_id: Option<Uuid>,
@@ -64,11 +68,18 @@ fn as_token_id<S: serde::Serializer>(jti: &Uuid, s: S) -> std::result::Result<S:
 }
 
 /// A freshly minted token: the JWT (shown once) and its metadata.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema, ApiComponent)]
 pub struct CreatedToken {
     pub token: String,
     #[serde(flatten)]
     pub record: TokenRecord,
+}
+
+/// `GET /v1/tokens` response.
+#[derive(Debug, Clone, Serialize, JsonSchema, ApiComponent)]
+pub struct TokenList {
+    pub count: usize,
+    pub results: Vec<TokenRecord>,
 }
 
 /// Mints a token for the caller's org and principal, records its metadata and audits it.

@@ -5,7 +5,7 @@
 
 RESULTS_TSV has one row per measurement, tab-separated, with a header line:
 key kind label rps p50_ms p99_ms errors error_detail max_rss_kb cpu_server cpu_pg
-cpu_client cpu_busy note. META_FILE is KEY=VALUE lines (pins, duration, ...).
+cpu_client cpu_other cpu_busy note (CPU in % of one core; cpu_busy in % of all cores). META_FILE is KEY=VALUE lines (pins, duration, ...).
 Exit status 0 either way: a failed target is a finding, not a script error.
 """
 
@@ -57,6 +57,8 @@ def main():
                 k, v = line.rstrip("\n").split("=", 1)
                 meta[k] = v
     by_key = {r["key"]: r for r in rows}
+    rss_idle_kb = num(meta.get("rss_idle_kb"))
+    rss_idle_mb = None if rss_idle_kb is None else rss_idle_kb / 1024
 
     out = []
     out.append(f"# anchorage benchmark — {meta.get('started', '?')}\n")
@@ -124,18 +126,21 @@ def main():
         f"non-2xx. `pg:` rows are pgbench on the same database (`-M prepared`); "
         f"`(as server)` rows run the server's exact transaction as its role, under "
         f"row-level security, for information only. Server RSS idle after the load: "
-        f"{fmt(num(meta.get('rss_idle_kb')) and num(meta.get('rss_idle_kb')) / 1024, 1, ' MB')}.\n"
+        f"{fmt(rss_idle_mb, 1, ' MB')}.\n"
     )
 
     cpu_rows = [
         [r["label"], fmt(num(r["cpu_server"]), 0, "%"), fmt(num(r["cpu_pg"]), 0, "%"),
-         fmt(num(r["cpu_client"]), 0, "%"), fmt(num(r["cpu_busy"]), 0, "%"), r["note"] or ""]
+         fmt(num(r["cpu_client"]), 0, "%"), fmt(num(r["cpu_other"]), 0, "%"),
+         fmt(num(r["cpu_busy"]), 0, "%"), r["note"] or ""]
         for r in rows
     ]
-    out.append("Where the CPU went (% of one core; machine busy is % of all "
+    out.append("Where the CPU went (% of one core; `client` is wrk or pgbench, `other` is "
+               "everything else on the box, e.g. other builds; machine busy is % of all "
                f"{meta.get('cpus')} cores, so ~100% means saturated):\n")
     out.append(table(
-        ["run", "anchorage", "postgres", "client", "machine busy", "notes"], cpu_rows))
+        ["run", "anchorage", "postgres", "client", "other", "machine busy", "notes"],
+        cpu_rows))
     out.append("")
     if failures:
         out.append("## !!! FAILED TARGETS / ERRORS\n")

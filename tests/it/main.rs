@@ -9,6 +9,7 @@ mod dev;
 mod http;
 mod kubo_node;
 mod migrations;
+mod openapi;
 mod pins_api;
 mod pins_auth;
 mod rls;

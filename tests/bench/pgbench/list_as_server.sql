@@ -3,10 +3,10 @@
 -- set_config, count, page, COMMIT. The gap to list.sql is RLS + round trips.
 BEGIN;
 SELECT set_config('anchorage.org_id', :org, true);
-SELECT count(*) FROM pins WHERE org_id = :org AND status = ANY(:statuses);
+SELECT COALESCE(sum(n), 0)::bigint AS n FROM pin_counts WHERE org_id = :org AND status = ANY(:statuses);
 SELECT id, cid, requested_cid, name, origins, meta, status, info, created
 FROM pins
-WHERE org_id = :org AND status = ANY(:statuses)
-ORDER BY created DESC, id DESC
+WHERE org_id = :org AND status = :status
+ORDER BY created DESC
 LIMIT 10;
 COMMIT;
