@@ -13,7 +13,7 @@ use multiaddr::{Multiaddr, Protocol};
 
 use crate::{
     error::{Error, Result},
-    kubo::KuboClient,
+    kubo::{Kubo, KuboClient},
 };
 
 /// The most delegates a PinStatus may carry (the spec's `maxItems`).

@@ -20,7 +20,7 @@ use crate::{
     config::{Config, ConfigSource},
     db::{self, migrate, PoolOptions},
     error::{Error, Result},
-    kubo::KuboClient,
+    kubo::{Kubo, KuboClient},
     server,
     tenancy::{orgs, users},
 };

@@ -1,11 +1,15 @@
-//! The one client for Kubo's HTTP RPC API (`/api/v0/...`). Every call is a POST with
-//! query arguments, as Kubo requires, and has its own timeout.
+//! The one client for Kubo's HTTP RPC API (`/api/v0/...`), behind the [`Kubo`] trait so
+//! tests can substitute faults. Every call is a POST with query arguments, as Kubo
+//! requires, and has its own timeout.
 
-use std::time::Duration;
+mod client;
+mod error;
 
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+pub use client::KuboClient;
+pub use error::KuboError;
 
 /// Kubo's answer to `id`.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,75 +22,38 @@ pub struct KuboIdentity {
     pub agent_version: String,
 }
 
-/// Kubo's error body.
-#[derive(Debug, Deserialize)]
-struct KuboErrorBody {
-    #[serde(rename = "Message")]
-    message: String,
+/// What a finished `pin/add` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinAdded {
+    /// The last `Progress` value seen (blocks fetched).
+    pub progress: u64,
 }
 
-/// A client for one Kubo daemon.
-#[derive(Clone)]
-pub struct KuboClient {
-    base: String,
-    http: reqwest::Client,
-    timeout: Duration,
-}
+/// Called with each increase of `pin/add`'s `Progress`.
+pub type ProgressFn = Box<dyn Fn(u64) + Send + Sync>;
 
-impl KuboClient {
-    /// Builds a client for the RPC endpoint `rpc` (e.g. `http://127.0.0.1:5001`).
-    pub fn new(rpc: &str, timeout: Duration) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .build()
-            .map_err(|e| Error::Kubo(format!("building HTTP client: {e}")))?;
-        Ok(Self {
-            base: rpc.trim_end_matches('/').to_string(),
-            http,
-            timeout,
-        })
-    }
-
-    /// The RPC endpoint this client talks to.
-    pub fn endpoint(&self) -> &str {
-        &self.base
-    }
-
-    /// `POST /api/v0/id`: the daemon's peer id and addresses.
-    pub async fn id(&self) -> Result<KuboIdentity> {
-        self.call("id", &[], self.timeout).await
-    }
-
-    /// Posts `path` with `args` and decodes a JSON answer, turning Kubo's error body into
-    /// a message.
-    async fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        args: &[(&str, &str)],
-        timeout: Duration,
-    ) -> Result<T> {
-        let url = format!("{}/api/v0/{path}", self.base);
-        let response = self
-            .http
-            .post(&url)
-            .query(args)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| Error::Kubo(format!("{path}: Kubo unreachable at {}: {e}", self.base)))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<KuboErrorBody>(&body)
-                .map(|b| b.message)
-                .unwrap_or(body);
-            return Err(Error::Kubo(format!(
-                "{path}: Kubo answered {status}: {message}"
-            )));
-        }
-        response
-            .json::<T>()
-            .await
-            .map_err(|e| Error::Kubo(format!("{path}: unexpected answer: {e}")))
-    }
+/// The Kubo operations anchorage needs.
+pub trait Kubo: Send + Sync {
+    /// `id`: peer id and announced addresses.
+    fn id(&self) -> BoxFuture<'_, Result<KuboIdentity, KuboError>>;
+    /// `version`: the daemon's version string.
+    fn version(&self) -> BoxFuture<'_, Result<String, KuboError>>;
+    /// `pin/add?recursive=true&progress=true`, failing as [`KuboError::Stalled`] when the
+    /// progress count has not increased for the stall timeout. Wall time is unbounded.
+    fn pin_add<'a>(
+        &'a self,
+        cid: &'a str,
+        on_progress: ProgressFn,
+    ) -> BoxFuture<'a, Result<PinAdded, KuboError>>;
+    /// `pin/rm` of a recursive pin.
+    fn pin_rm<'a>(&'a self, cid: &'a str) -> BoxFuture<'a, Result<(), KuboError>>;
+    /// Every recursive pin (`pin/ls?type=recursive&stream=true`).
+    fn pin_ls_recursive(&self) -> BoxFuture<'_, Result<Vec<String>, KuboError>>;
+    /// Whether `cid` is pinned recursively.
+    fn is_pinned<'a>(&'a self, cid: &'a str) -> BoxFuture<'a, Result<bool, KuboError>>;
+    /// `pin/update?unpin=false`: pins `to`, keeping `from` pinned.
+    fn pin_update<'a>(&'a self, from: &'a str, to: &'a str)
+        -> BoxFuture<'a, Result<(), KuboError>>;
+    /// `swarm/connect` to one multiaddr.
+    fn swarm_connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, Result<(), KuboError>>;
 }

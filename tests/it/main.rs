@@ -7,6 +7,7 @@ mod harness;
 mod cli;
 mod dev;
 mod http;
+mod kubo_client;
 mod kubo_node;
 mod migrations;
 mod openapi;
