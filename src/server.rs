@@ -10,11 +10,14 @@ use crate::{
     api,
     auth::{denylist::Denylist, keys::KeySet, keys::SigningKey, TokenService},
     cluster::delegates::Delegates,
+    cluster::nodes,
     config::Config,
     db::{self, migrate, PoolOptions},
     error::{Error, Result},
-    kubo::KuboClient,
+    jobs::Jobs,
+    kubo::{Kubo, KuboClient},
     pins::counts,
+    placements::sweeper,
     state::AppState,
     tenancy::tokens,
 };
@@ -31,16 +34,36 @@ pub async fn build_state(config: Config) -> Result<AppState> {
             statement_timeout: config.postgres.statement_timeout,
         },
     )?;
-    let kubo = KuboClient::new(&config.ipfs.rpc, config.ipfs.request_timeout)?;
+    let kubo: Arc<dyn Kubo> = Arc::new(
+        KuboClient::new(&config.ipfs.rpc, config.ipfs.request_timeout)?
+            .with_stall_timeout(config.ipfs.pin_stall_timeout),
+    );
     let tokens = token_service(&config)?;
     let delegates = Delegates::new(&config.ipfs.delegates, config.ipfs.public_delegates_only)?;
-    if let Err(e) = delegates.refresh(&kubo).await {
-        tracing::warn!(error = %e, "Kubo did not answer at start-up; new pins are refused until it does");
+    let identity = match kubo.id().await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(error = %e, "Kubo did not answer at start-up; new pins are refused and pins queue until it does");
+            None
+        }
+    };
+    if identity.is_some() {
+        if let Err(e) = delegates.refresh(kubo.as_ref()).await {
+            tracing::warn!(error = %e, "could not read this node's addresses from Kubo");
+        }
     }
+    let (peer_id, addrs) = match identity {
+        Some(id) => (Some(id.id), id.addresses),
+        None => (None, Vec::new()),
+    };
+    let node = nodes::register(&db, &config.cluster.node_id, peer_id.as_deref(), &addrs).await?;
+    let jobs = Jobs::connect(config.postgres.dsn.expose(), node).await?;
     Ok(AppState {
         config: Arc::new(config),
         db,
         kubo,
+        node,
+        jobs,
         tokens: Arc::new(tokens),
         denylist: Denylist::default(),
         delegates,
@@ -83,9 +106,18 @@ pub struct RunningServer {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// What runs besides the HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Everything: pin workers, the requeue sweeper and the housekeeping loops.
+    All,
+    /// HTTP and housekeeping only; no placement ever moves (for tests of the API alone).
+    ApiOnly,
+}
+
 /// Binds `listener` and starts serving `state`. Signals are not handled here: the
 /// caller decides when to stop (see [`serve_until_signal`]).
-pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
+pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<RunningServer> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listen address", e))?;
@@ -109,16 +141,7 @@ pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
     .map_err(|e| Error::io(format!("listening on {addr}"), e))?
     .run();
     let handle = server.handle();
-    let refresher = tokio::spawn(
-        data.delegates
-            .clone()
-            .refresh_loop(data.kubo.clone(), DELEGATE_REFRESH),
-    );
-    let background = [
-        refresher,
-        tokio::spawn(tokens::prune_loop(data.db.clone(), DENYLIST_PRUNE)),
-        tokio::spawn(counts::compact_loop(data.db.clone(), COUNTS_COMPACT)),
-    ];
+    let background = spawn_background(data.get_ref(), work);
     let task = tokio::spawn(async move {
         let outcome = server.await;
         for task in background {
@@ -129,13 +152,46 @@ pub fn start(state: AppState, listener: TcpListener) -> Result<RunningServer> {
     Ok(RunningServer { addr, handle, task })
 }
 
+/// Starts the loops that run beside the HTTP server; aborted when it stops.
+fn spawn_background(state: &AppState, work: Work) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![
+        tokio::spawn(
+            state
+                .delegates
+                .clone()
+                .refresh_loop(state.kubo.clone(), DELEGATE_REFRESH),
+        ),
+        tokio::spawn(tokens::prune_loop(state.db.clone(), DENYLIST_PRUNE)),
+        tokio::spawn(counts::compact_loop(state.db.clone(), COUNTS_COMPACT)),
+    ];
+    if work == Work::All {
+        let ipfs = &state.config.ipfs;
+        // Unique per process, so a restarted node never collides with its old worker row.
+        let worker_name = format!(
+            "{}-{}",
+            state.config.cluster.node_id,
+            uuid::Uuid::now_v7().simple()
+        );
+        tasks.push(tokio::spawn(state.jobs.clone().run_workers(
+            state.clone(),
+            ipfs.max_concurrent_pins as usize,
+            worker_name,
+        )));
+        tasks.push(tokio::spawn(sweeper::sweep_loop(
+            state.clone(),
+            ipfs.requeue_after / 2,
+        )));
+    }
+    tasks
+}
+
 /// Serves until SIGINT or SIGTERM, then stops accepting, drains in-flight requests
 /// (up to `server.shutdownTimeout`) and returns.
 pub async fn serve_until_signal(state: AppState) -> Result<()> {
     let listen = state.config.server.listen.clone();
     let listener =
         TcpListener::bind(&listen).map_err(|e| Error::io(format!("binding {listen}"), e))?;
-    let running = start(state, listener)?;
+    let running = start(state, listener, Work::All)?;
     tracing::info!(addr = %running.addr, "anchorage is serving");
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");

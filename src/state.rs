@@ -7,7 +7,9 @@ use crate::{
     cluster::delegates::Delegates,
     config::Config,
     db::DbPool,
-    kubo::KuboClient,
+    ids::NodeId,
+    jobs::Jobs,
+    kubo::Kubo,
 };
 
 /// Everything a request or job needs.
@@ -15,7 +17,10 @@ use crate::{
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: DbPool,
-    pub kubo: KuboClient,
+    pub kubo: Arc<dyn Kubo>,
+    /// This node's row in `nodes`.
+    pub node: NodeId,
+    pub jobs: Jobs,
     pub tokens: Arc<TokenService>,
     pub denylist: Denylist,
     pub delegates: Delegates,

@@ -1,4 +1,5 @@
 DROP TABLE cluster_state;
 DROP TABLE leases;
 DROP TABLE placements;
+DROP SEQUENCE placement_generations;
 DROP TABLE nodes;

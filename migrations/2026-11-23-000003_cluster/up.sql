@@ -19,14 +19,32 @@ CREATE TABLE nodes (
 );
 CREATE UNIQUE INDEX nodes_name_key ON nodes (name);
 
+-- Generations of placements come from one sequence, so a placement removed and placed
+-- again never reuses one (job idempotency keys include it).
+CREATE SEQUENCE placement_generations;
+
 CREATE TABLE placements (
     cid         text NOT NULL,
     node_id     uuid NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
     state       text NOT NULL DEFAULT 'queued',
     attempts    integer NOT NULL DEFAULT 0,
+    -- Bumped whenever a job is issued for this placement: a job carrying an older
+    -- generation is stale and does nothing, so duplicates are harmless.
+    generation  bigint NOT NULL DEFAULT nextval('placement_generations'),
     -- Leader fence that last wrote this placement (0 = written by a request path).
     fence       bigint NOT NULL DEFAULT 0,
+    -- anchorage made this Kubo pin (recorded before pin/add) and may remove it.
+    owned       boolean NOT NULL DEFAULT false,
+    -- The operator had pinned this CID before anchorage did: never pin/rm it.
+    preexisting boolean NOT NULL DEFAULT false,
+    -- Blocks fetched so far by the running pin/add.
+    progress    bigint NOT NULL DEFAULT 0,
+    -- A CID pinned on this node to `pin/update` from (replace), so shared blocks stay.
+    update_from text,
+    -- Why the last attempt failed, for `info`.
     info        text,
+    -- A retry waits until then (exponential backoff); the sweeper leaves it alone before.
+    not_before  timestamptz,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (cid, node_id),

@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use apistos::api_operation;
 use serde_json::json;
 
-use crate::{db::pool, kubo::Kubo, state::AppState};
+use crate::{db::pool, state::AppState};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 

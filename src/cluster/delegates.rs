@@ -13,7 +13,7 @@ use multiaddr::{Multiaddr, Protocol};
 
 use crate::{
     error::{Error, Result},
-    kubo::{Kubo, KuboClient},
+    kubo::Kubo,
 };
 
 /// The most delegates a PinStatus may carry (the spec's `maxItems`).
@@ -63,7 +63,7 @@ impl Delegates {
     }
 
     /// Asks Kubo for its identity and stores the addresses it announces.
-    pub async fn refresh(&self, kubo: &KuboClient) -> Result<()> {
+    pub async fn refresh(&self, kubo: &dyn Kubo) -> Result<()> {
         let id = kubo.id().await?;
         let addrs = from_announced(&id.id, &id.addresses, self.public_only);
         if let Ok(mut slot) = self.discovered.write() {
@@ -73,9 +73,9 @@ impl Delegates {
     }
 
     /// Refreshes every `every` until the task is aborted; failures keep the last list.
-    pub async fn refresh_loop(self, kubo: KuboClient, every: Duration) {
+    pub async fn refresh_loop(self, kubo: Arc<dyn Kubo>, every: Duration) {
         loop {
-            if let Err(e) = self.refresh(&kubo).await {
+            if let Err(e) = self.refresh(kubo.as_ref()).await {
                 tracing::warn!(error = %e, "could not refresh delegates from Kubo; keeping the last known addresses");
             }
             tokio::time::sleep(every).await;

@@ -80,7 +80,13 @@ impl Default for Ipfs {
             allow_private_origins: false,
             pin_stall_timeout: secs(120),
             request_timeout: secs(30),
-            max_origin_connects: 4,
+            max_origin_connects: 10,
+            max_concurrent_pins: 8,
+            max_attempts: 5,
+            retry_base_delay: secs(5),
+            requeue_after: secs(120),
+            reconcile_interval: secs(300),
+            orphan_grace_period: secs(600),
         }
     }
 }

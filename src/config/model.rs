@@ -117,6 +117,22 @@ pub struct Ipfs {
     pub request_timeout: Duration,
     /// Most origins dialled per pin request.
     pub max_origin_connects: u32,
+    /// Pins this node runs against its Kubo at once.
+    pub max_concurrent_pins: u32,
+    /// Attempts before a placement is `failed`.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles per attempt.
+    #[serde(with = "duration")]
+    pub retry_base_delay: Duration,
+    /// A placement queued or pinning this long without news gets a fresh job.
+    #[serde(with = "duration")]
+    pub requeue_after: Duration,
+    /// How often the reconciler compares Kubo's pins with the placements.
+    #[serde(with = "duration")]
+    pub reconcile_interval: Duration,
+    /// How long an anchorage-owned pin no placement wants survives before removal.
+    #[serde(with = "duration")]
+    pub orphan_grace_period: Duration,
 }
 
 /// `auth.*`

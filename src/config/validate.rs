@@ -88,6 +88,18 @@ impl Config {
         http_url(&ipfs.rpc, "ipfs.rpc")?;
         non_zero(ipfs.pin_stall_timeout, "ipfs.pinStallTimeout")?;
         non_zero(ipfs.request_timeout, "ipfs.requestTimeout")?;
+        ensure(
+            ipfs.max_concurrent_pins > 0,
+            "ipfs.maxConcurrentPins",
+            "must be at least 1",
+        )?;
+        ensure(
+            ipfs.max_attempts > 0,
+            "ipfs.maxAttempts",
+            "must be at least 1",
+        )?;
+        non_zero(ipfs.requeue_after, "ipfs.requeueAfter")?;
+        non_zero(ipfs.reconcile_interval, "ipfs.reconcileInterval")?;
 
         self.check_api_token()?;
         non_zero(self.auth.session.ttl, "auth.session.ttl")?;

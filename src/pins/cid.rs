@@ -50,6 +50,22 @@ impl Cid {
     }
 }
 
+/// Other spellings under which Kubo may hold the same DAG: Kubo keys pins by CID, so a
+/// DAG pinned as CIDv0 is not pinned "as" its CIDv1. Returns the CIDv0 form of a dag-pb,
+/// sha2-256 CID.
+pub fn other_forms(canonical: &str) -> Vec<String> {
+    const DAG_PB: u64 = 0x70;
+    const SHA2_256: u64 = 0x12;
+    match cid::Cid::try_from(canonical) {
+        Ok(c) if c.codec() == DAG_PB && c.hash().code() == SHA2_256 && c.hash().size() == 32 => {
+            cid::Cid::new_v0(*c.hash())
+                .map(|v0| vec![v0.to_string()])
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
+}
+
 impl fmt::Display for Cid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.canonical)
@@ -80,6 +96,13 @@ mod tests {
         assert_eq!(a.canonical(), b.canonical());
         assert_eq!(a.canonical(), V1);
         assert_eq!(a.given(), V0);
+    }
+
+    #[test]
+    fn the_v0_form_is_offered_for_dag_pb() {
+        assert_eq!(other_forms(V1), vec![V0.to_string()]);
+        let raw = cid::Cid::new_v1(0x55, *cid::Cid::try_from(V1).unwrap().hash()).to_string();
+        assert!(other_forms(&raw).is_empty());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::{
     db::org_tx,
     error::{Error, Result},
     ids::{OrgId, RequestId},
+    placements::{lifecycle, status},
     state::AppState,
 };
 
@@ -27,19 +28,31 @@ fn delegates_for_new_pin(state: &AppState) -> Result<Vec<String>> {
     Ok(delegates)
 }
 
-/// `POST /pins`.
+/// `POST /pins`: the request, its reference on the CID and (when the CID is not held or
+/// wanted yet) a placement on this node, in one transaction; the pin job after commit.
 pub async fn add(state: &AppState, org: OrgId, spec: PinSpec) -> Result<PinStatusView> {
     let delegates = delegates_for_new_pin(state)?;
-    let record = org_tx(&state.db, org, |conn| {
+    let node = state.node.uuid();
+    let (record, jobs) = org_tx(&state.db, org, |conn| {
         async move {
+            let cid = spec.cid.canonical();
+            store::lock_refs(conn, &[cid]).await?;
+            lifecycle::lock(conn, &[cid]).await?;
             let record = store::insert(conn, org, &spec).await?;
-            store::add_ref(conn, spec.cid.canonical(), 1).await?;
-            store::add_origins(conn, spec.cid.canonical(), &spec.origins).await?;
-            Ok(record)
+            store::add_ref(conn, cid, 1).await?;
+            store::add_origins(conn, cid, &spec.origins).await?;
+            let jobs = lifecycle::on_ref_added(conn, cid, node, None).await?;
+            // A CID already pinned for another request is pinned for this one at once.
+            status::refresh(conn, cid).await?;
+            let record = store::get(conn, org, record.id)
+                .await?
+                .ok_or_else(not_found)?;
+            Ok((record, jobs))
         }
         .boxed()
     })
     .await?;
+    state.jobs.enqueue_all(&jobs).await;
     Ok(PinStatusView::new(record, delegates))
 }
 
@@ -68,7 +81,9 @@ pub async fn list(state: &AppState, org: OrgId, query: ListQuery) -> Result<PinR
 }
 
 /// `POST /pins/{requestid}`: the old request goes away and a new one (new id, new
-/// `created`) takes its place, atomically.
+/// `created`) takes its place, atomically. When the old CID is pinned on this node, the
+/// new one is pinned with `pin/update` from it (shared blocks are not fetched again) and
+/// the old copy is removed only once the new one is pinned.
 pub async fn replace(
     state: &AppState,
     org: OrgId,
@@ -76,32 +91,59 @@ pub async fn replace(
     spec: PinSpec,
 ) -> Result<PinStatusView> {
     let delegates = delegates_for_new_pin(state)?;
-    let record = org_tx(&state.db, org, |conn| {
+    let node = state.node.uuid();
+    let (record, jobs) = org_tx(&state.db, org, |conn| {
         async move {
-            let old_cid = store::delete(conn, org, id).await?.ok_or_else(not_found)?;
-            store::add_ref(conn, &old_cid, -1).await?;
+            let old_cid = store::cid_of(conn, org, id).await?.ok_or_else(not_found)?;
+            let new_cid = spec.cid.canonical().to_string();
+            store::lock_refs(conn, &[&old_cid, &new_cid]).await?;
+            lifecycle::lock(conn, &[&old_cid, &new_cid]).await?;
+            store::delete(conn, org, id).await?.ok_or_else(not_found)?;
+            let old_pinned_here =
+                old_cid != new_cid && lifecycle::pinned_on(conn, &old_cid, node).await?;
+            let remaining = store::add_ref(conn, &old_cid, -1).await?;
+            let unpin_jobs = lifecycle::on_ref_dropped(conn, &old_cid, remaining).await?;
             let record = store::insert(conn, org, &spec).await?;
-            store::add_ref(conn, spec.cid.canonical(), 1).await?;
-            store::add_origins(conn, spec.cid.canonical(), &spec.origins).await?;
-            Ok(record)
+            store::add_ref(conn, &new_cid, 1).await?;
+            store::add_origins(conn, &new_cid, &spec.origins).await?;
+            let update_from = old_pinned_here.then_some(old_cid.as_str());
+            let mut jobs = lifecycle::on_ref_added(conn, &new_cid, node, update_from).await?;
+            // With pin/update the old copy goes after the new one is pinned (the runner
+            // issues those unpins); otherwise now.
+            let updating = update_from.is_some() && !jobs.is_empty();
+            if !updating {
+                jobs.extend(unpin_jobs);
+            }
+            status::refresh(conn, &new_cid).await?;
+            let record = store::get(conn, org, record.id)
+                .await?
+                .ok_or_else(not_found)?;
+            Ok((record, jobs))
         }
         .boxed()
     })
     .await?;
+    state.jobs.enqueue_all(&jobs).await;
     Ok(PinStatusView::new(record, delegates))
 }
 
-/// `DELETE /pins/{requestid}`.
+/// `DELETE /pins/{requestid}`: the request vanishes at once; when it was the CID's last
+/// reference its placements go `unpinning` and unpin jobs follow the commit.
 pub async fn remove(state: &AppState, org: OrgId, id: RequestId) -> Result<()> {
-    org_tx(&state.db, org, |conn| {
+    let jobs = org_tx(&state.db, org, |conn| {
         async move {
-            let cid = store::delete(conn, org, id).await?.ok_or_else(not_found)?;
-            store::add_ref(conn, &cid, -1).await?;
-            Ok(())
+            let cid = store::cid_of(conn, org, id).await?.ok_or_else(not_found)?;
+            store::lock_refs(conn, &[&cid]).await?;
+            lifecycle::lock(conn, &[&cid]).await?;
+            store::delete(conn, org, id).await?.ok_or_else(not_found)?;
+            let remaining = store::add_ref(conn, &cid, -1).await?;
+            lifecycle::on_ref_dropped(conn, &cid, remaining).await
         }
         .boxed()
     })
-    .await
+    .await?;
+    state.jobs.enqueue_all(&jobs).await;
+    Ok(())
 }
 
 fn not_found() -> Error {

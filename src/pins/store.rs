@@ -380,6 +380,43 @@ fn like_pattern(text: &str) -> String {
     format!("%{}%", like_escape(text))
 }
 
+/// The canonical CID of one pin request of `org`, without locking it.
+pub async fn cid_of(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    id: RequestId,
+) -> Result<Option<String>> {
+    Ok(pins::table
+        .filter(pins::org_id.eq(org.uuid()))
+        .filter(pins::id.eq(id.uuid()))
+        .select(pins::cid)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Locks the refcount rows of `cids` (creating them at 0), in a fixed order. Every path
+/// that changes a CID's references or placements takes this lock first, then placements,
+/// then pin rows — one order everywhere, so concurrent requests and jobs never deadlock.
+pub async fn lock_refs(conn: &mut AsyncPgConnection, cids: &[&str]) -> Result<()> {
+    let mut sorted: Vec<&str> = cids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for cid in sorted {
+        diesel::sql_query(
+            "INSERT INTO cid_refs (cid, refcount) VALUES ($1, 0) ON CONFLICT (cid) DO NOTHING",
+        )
+        .bind::<Text, _>(cid)
+        .execute(conn)
+        .await?;
+        diesel::sql_query("SELECT 1 FROM cid_refs WHERE cid = $1 FOR UPDATE")
+            .bind::<Text, _>(cid)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Adds `delta` to the number of live pin requests wanting `cid` (across all orgs) and
 /// returns the new count.
 pub async fn add_ref(conn: &mut AsyncPgConnection, cid: &str, delta: i32) -> Result<i32> {

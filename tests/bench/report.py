@@ -5,7 +5,7 @@
 
 RESULTS_TSV has one row per measurement, tab-separated, with a header line:
 key kind label rps p50_ms p99_ms errors error_detail max_rss_kb cpu_server cpu_pg
-cpu_client cpu_other cpu_busy note (CPU in % of one core; cpu_busy in % of all cores). META_FILE is KEY=VALUE lines (pins, duration, ...).
+cpu_ipfs cpu_client cpu_other cpu_busy note (CPU in % of one core; cpu_busy in % of all cores). META_FILE is KEY=VALUE lines (pins, duration, ...).
 Exit status 0 either way: a failed target is a finding, not a script error.
 """
 
@@ -130,16 +130,19 @@ def main():
     )
 
     cpu_rows = [
-        [r["label"], fmt(num(r["cpu_server"]), 0, "%"), fmt(num(r["cpu_pg"]), 0, "%"),
-         fmt(num(r["cpu_client"]), 0, "%"), fmt(num(r["cpu_other"]), 0, "%"),
-         fmt(num(r["cpu_busy"]), 0, "%"), r["note"] or ""]
+        [r["label"]]
+        + [fmt(num(r[c]), 0, "%") for c in
+           ("cpu_server", "cpu_pg", "cpu_ipfs", "cpu_client", "cpu_other", "cpu_busy")]
+        + [r["note"] or ""]
         for r in rows
     ]
-    out.append("Where the CPU went (% of one core; `client` is wrk or pgbench, `other` is "
+    out.append("Where the CPU went (% of one core; `ipfs node` is the "
+               "local IPFS node `dev` runs, `client` is wrk or pgbench, `other` is "
                "everything else on the box, e.g. other builds; machine busy is % of all "
                f"{meta.get('cpus')} cores, so ~100% means saturated):\n")
     out.append(table(
-        ["run", "anchorage", "postgres", "client", "other", "machine busy", "notes"],
+        ["run", "anchorage", "postgres", "ipfs node", "client", "other", "machine busy",
+         "notes"],
         cpu_rows))
     out.append("")
     if failures:

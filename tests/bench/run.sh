@@ -42,6 +42,8 @@ esac
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf '!!! %s\n' "$*" >&2; exit 1; }
+# set -e exits quietly; say where.
+trap 'printf "!!! failed (exit %s) at line %s: %s\n" "$?" "$LINENO" "$BASH_COMMAND" >&2' ERR
 started_at=$(date +%s)
 
 # --- 1. prerequisites -------------------------------------------------------------------
@@ -219,34 +221,44 @@ pg_ticks() { # the whole cluster: postmaster + its reaped children + live backen
   done
   echo "$total"
 }
+ipfs_ticks() { # the server's children: the local IPFS node (kubo_shim.py) `dev` started
+  local total=0 child
+  for child in $(ps -o pid= --ppid "$server_pid"); do
+    total=$((total + $(proc_ticks "$child") + 0))
+  done
+  echo "$total"
+}
 machine_ticks() { # "busy total" jiffies over all CPUs
   awk '/^cpu /{t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat
 }
+# The second frame of top (the first averages since boot), first 22 lines. awk reads
+# all of top's output: `| head` would SIGPIPE top, which pipefail turns into an exit.
+top_snapshot() { top -b -n 2 -d 1 -w 200 | awk '/^top -/ {n++} n == 2 && shown++ < 22'; }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # (Parenthesised: in awk, a bare ">" among printf's arguments redirects the output.)
 pct() { awk -v d="$1" -v s="$2" -v k="$clk_tck" 'BEGIN {printf "%.0f", (s > 0 ? 100 * d / (k * s) : 0)}'; }
 
 results="$raw/results.tsv"
-printf 'key\tkind\tlabel\trps\tp50_ms\tp99_ms\terrors\terror_detail\tmax_rss_kb\tcpu_server\tcpu_pg\tcpu_client\tcpu_other\tcpu_busy\tnote\n' >"$results"
+printf 'key\tkind\tlabel\trps\tp50_ms\tp99_ms\terrors\terror_detail\tmax_rss_kb\tcpu_server\tcpu_pg\tcpu_ipfs\tcpu_client\tcpu_other\tcpu_busy\tnote\n' >"$results"
 
 # measure KEY KIND LABEL NOTE CMD...: runs one wrk/pgbench command in the background
 # and, while it runs, samples the server's RSS and the CPU of server/Postgres/client.
 measure() {
   local key=$1 kind=$2 label=$3 note=$4; shift 4
   local out="$raw/$key.out" max_rss=0 rss client=0 c snap=0 t0 rc=0
-  local m0 m1 s0 s1 p0 p1 elapsed
+  local m0 m1 s0 s1 p0 p1 i0 i1 elapsed
   log "$label: $kind run, $duration"
-  m0=$(machine_ticks); s0=$(proc_ticks "$server_pid"); p0=$(pg_ticks)
+  m0=$(machine_ticks); s0=$(proc_ticks "$server_pid"); p0=$(pg_ticks); i0=$(ipfs_ticks)
   t0=$(date +%s%N)
   "$@" >"$out" 2>&1 &
   client_pid=$!
   while running "$client_pid"; do
     rss=$(rss_kb "$server_pid"); ((rss > max_rss)) && max_rss=$rss
     c=$(proc_ticks "$client_pid"); [ -n "$c" ] && client=$c
-    # One top snapshot mid-run (second frame: the first one averages since boot).
+    # One top snapshot mid-run.
     if ((!snap && ($(date +%s%N) - t0) / 1000000000 >= secs / 2)); then
       snap=1
-      (top -b -n 2 -d 1 -w 200 | awk '/^top -/{n++} n == 2' | head -n 22 >"$raw/$key.top") &
+      (top_snapshot >"$raw/$key.top") &
     fi
     sleep 0.25
   done
@@ -254,17 +266,18 @@ measure() {
   client_pid=
   sleep 0.3 # let the postmaster reap backends that just disconnected
   elapsed=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN {print (b - a) / 1e9}')
-  m1=$(machine_ticks); s1=$(proc_ticks "$server_pid"); p1=$(pg_ticks)
+  m1=$(machine_ticks); s1=$(proc_ticks "$server_pid"); p1=$(pg_ticks); i1=$(ipfs_ticks)
   local busy total
   busy=$(($(cut -d' ' -f1 <<<"$m1") - $(cut -d' ' -f1 <<<"$m0")))
   total=$(($(cut -d' ' -f2 <<<"$m1") - $(cut -d' ' -f2 <<<"$m0")))
-  local cpu_busy cpu_server cpu_pg cpu_client cpu_other
+  local cpu_busy cpu_server cpu_pg cpu_client cpu_ipfs cpu_other
   cpu_busy=$(awk -v b="$busy" -v t="$total" 'BEGIN {printf "%.0f", (t > 0 ? 100 * b / t : 0)}')
   cpu_server=$(pct $((s1 - s0)) "$elapsed")
   cpu_pg=$(pct $((p1 - p0)) "$elapsed")
   cpu_client=$(pct "$client" "$elapsed")
+  cpu_ipfs=$(pct $((i1 - i0)) "$elapsed")
   # Whatever else ran meanwhile (other builds on a shared box), in the same units.
-  cpu_other=$(pct $((busy - (s1 - s0) - (p1 - p0) - client)) "$elapsed")
+  cpu_other=$(pct $((busy - (s1 - s0) - (p1 - p0) - (i1 - i0) - client)) "$elapsed")
 
   local rps p50 p99 errors=0 detail="" line
   if [ "$kind" = http ]; then
@@ -276,7 +289,7 @@ measure() {
     non2xx=$(field non2xx); sock=$(field socket_errors); tmo=$(field timeouts)
     errors=$((non2xx + sock + tmo))
     if ((errors)); then
-      detail="status $(sed -n 's/^BENCH_CODES //p' "$out"); socket errors $sock; timeouts $tmo; e.g. $(sed -n 's/^BENCH_SAMPLE //p' "$out" | head -c 160)"
+      detail="status $(sed -n 's/^BENCH_CODES //p' "$out"); socket errors $sock; timeouts $tmo; e.g. $(sed -n 's/^BENCH_SAMPLE //p' "$out" | cut -c1-160)"
       log "!!! $label: $errors errors — $detail"
     fi
   else
@@ -284,16 +297,16 @@ measure() {
     [ -n "$rps" ] || { cat "$out" >&2; die "$label: pgbench printed no tps (exit $rc)"; }
     errors=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
     errors=${errors:-0}
-    ((rc == 0)) || { errors=$((errors + 1)); detail="pgbench exited $rc: $(grep -m1 -i error "$out" | head -c 160)"; }
+    ((rc == 0)) || { errors=$((errors + 1)); detail="pgbench exited $rc: $(grep -m1 -i error "$out" | cut -c1-160)"; }
     # Per-transaction latencies (µs, third field) from pgbench -l.
     read -r p50 p99 < <(cat "$raw/$key.log".* | awk '{print $3}' | sort -n |
       awk '{v[NR] = $1} END {if (NR) printf "%.3f %.3f\n", v[int(NR * 0.50) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000; else print "nan nan"}')
     rm -f "$raw/$key.log".*
     max_rss=""
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$key" "$kind" "$label" "$rps" "$p50" "$p99" "$errors" "$detail" "$max_rss" \
-    "$cpu_server" "$cpu_pg" "$cpu_client" "$cpu_other" "$cpu_busy" "$note" >>"$results"
+    "$cpu_server" "$cpu_pg" "$cpu_ipfs" "$cpu_client" "$cpu_other" "$cpu_busy" "$note" >>"$results"
 }
 
 run_wrk() { # KEY LABEL SCRIPT URL [NOTE]
@@ -311,7 +324,7 @@ run_pgbench() { # KEY LABEL SCRIPT ROLE [NOTE]
 rss_idle_kb=$(rss_kb "$server_pid")
 {
   echo "== before the runs: $(uptime)"
-  top -b -n 2 -d 1 -w 200 | awk '/^top -/{n++} n == 2' | head -n 22
+  top_snapshot
 } >"$raw/before.top"
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 

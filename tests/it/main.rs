@@ -11,6 +11,7 @@ mod kubo_client;
 mod kubo_node;
 mod migrations;
 mod openapi;
+mod pinning;
 mod pins_api;
 mod pins_auth;
 mod rls;

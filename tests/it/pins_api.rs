@@ -16,9 +16,10 @@ pub const PEER: &str = "12D3KooWGRUVh1S3jiwVmGzeoWfxFcNn7MWzL9VXpdKrUZyWH8Qd";
 pub const V0: &str = "QmY7Yh4UquoXHLPFo2XbhXkhBvFoPwmQUSa92pxnxjQuPU";
 pub const V0_AS_V1: &str = "bafybeierhgbz4zp2x2u67urqrgfnrnlukciupzenpqpipiz5nwtq7uxpx4";
 
-/// An app whose delegates are configured, so no Kubo is needed to accept pins.
+/// An app whose delegates are configured, so no Kubo is needed to accept pins, and whose
+/// placements never move (no pin workers), so tests may set statuses themselves.
 pub async fn app(db: &TestDb) -> TestApp {
-    TestApp::spawn_with(
+    TestApp::spawn_api_only(
         db,
         "http://127.0.0.1:9",
         vec![(
@@ -91,7 +92,16 @@ async fn add_get_delete_round_trip_with_db_state() {
         pin["delegates"],
         json!([format!("/ip4/198.51.99.7/tcp/4001/p2p/{PEER}")])
     );
-    assert_eq!(pin["info"], json!({}));
+    assert_eq!(
+        pin["info"],
+        json!({"replicas": "0/1"}),
+        "one replica wanted, none pinned yet"
+    );
+    assert_eq!(
+        db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{V0_AS_V1}' AND state = 'queued' AND node_id = '{}'", app.state.node.uuid())).await,
+        1,
+        "a queued placement on this node"
+    );
 
     assert_eq!(db_count(&app, &format!("SELECT count(*) AS n FROM pins WHERE cid = '{V0_AS_V1}' AND requested_cid = '{V0}'")).await, 1);
     assert_eq!(
@@ -139,6 +149,11 @@ async fn add_get_delete_round_trip_with_db_state() {
         )
         .await,
         0
+    );
+    assert_eq!(
+        db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{V0_AS_V1}' AND state = 'unpinning'")).await,
+        1,
+        "the last reference gone, the placement awaits its unpin"
     );
     let (status, _) = send(app.req(Method::DELETE, &format!("/v1/pins/{id}"), &token)).await;
     assert_eq!(status, 404, "a second delete finds nothing");

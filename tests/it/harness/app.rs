@@ -9,7 +9,7 @@ use anchorage::{
     config::{self, Config, ConfigSource},
     db::system_tx,
     ids::OrgId,
-    server::{self, RunningServer},
+    server::{self, RunningServer, Work},
     state::AppState,
     tenancy::orgs,
 };
@@ -76,11 +76,25 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`] with extra config overrides.
     pub async fn spawn_with(db: &TestDb, kubo_rpc: &str, extra: Vec<(String, Value)>) -> Self {
+        Self::spawn_full(db, kubo_rpc, extra, Work::All).await
+    }
+
+    /// Serves the API without pin workers or the sweeper, so placements never move.
+    pub async fn spawn_api_only(db: &TestDb, kubo_rpc: &str, extra: Vec<(String, Value)>) -> Self {
+        Self::spawn_full(db, kubo_rpc, extra, Work::ApiOnly).await
+    }
+
+    async fn spawn_full(
+        db: &TestDb,
+        kubo_rpc: &str,
+        extra: Vec<(String, Value)>,
+        work: Work,
+    ) -> Self {
         let keys = TempDir::new().unwrap();
         let config = test_config_with(db, kubo_rpc, &keys, extra);
         let state = server::build_state(config).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let running = server::start(state.clone(), listener).unwrap();
+        let running = server::start(state.clone(), listener, work).unwrap();
         Self {
             base: format!("http://{}", running.addr),
             state,

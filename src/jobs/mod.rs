@@ -1,0 +1,111 @@
+//! The job transport: apalis on Postgres, one queue per node so a node's workers only
+//! take work for its own Kubo. Jobs are nudges — the placement row is the truth — so a
+//! failed push is logged and left to the requeue sweeper.
+
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::{Config, PgPool, PostgresStorage};
+
+use crate::{
+    error::{Error, Result},
+    ids::NodeId,
+    placements::{runner, PlacementJob},
+    state::AppState,
+};
+
+/// How often workers poll besides LISTEN/NOTIFY (NOTIFY only fires for jobs already due,
+/// so delayed retries are found by polling).
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Worker heartbeat; a job whose worker missed three is orphaned and re-enqueued.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+const MISSED_HEARTBEATS: usize = 3;
+
+/// Pushes placement jobs onto a node's queue.
+#[derive(Clone)]
+pub struct Jobs {
+    storage: PostgresStorage<PlacementJob>,
+    pool: PgPool,
+    queue: String,
+}
+
+impl Jobs {
+    /// Connects a small sqlx pool (apalis speaks sqlx) for `node`'s queue.
+    pub async fn connect(dsn: &str, node: NodeId) -> Result<Self> {
+        let pool = apalis_postgres::PgPool::connect_lazy(dsn)
+            .map_err(|e| Error::Unavailable(format!("job queue: {e}")))?;
+        let queue = queue_name(node);
+        let storage = PostgresStorage::new(&pool).with_config(config(&queue));
+        Ok(Self {
+            storage,
+            pool,
+            queue,
+        })
+    }
+
+    /// Enqueues `job` (after `delay`), at most once per placement generation.
+    pub async fn enqueue(&self, job: &PlacementJob, delay: Option<Duration>) {
+        let mut builder = TaskBuilder::new(job.clone())
+            .idempotency_key(job.idempotency_key())
+            .max_attempts(1);
+        if let Some(d) = delay {
+            builder = builder.run_after(d);
+        }
+        let mut storage = self.storage.clone();
+        if let Err(e) = storage.push_task(builder.build()).await {
+            let text = e.to_string();
+            if text.contains("idx_jobs_idempotency_key") || text.contains("duplicate key") {
+                return; // already queued for this generation
+            }
+            tracing::warn!(error = %text, cid = %job.cid, "enqueue failed; the sweeper will retry");
+        }
+    }
+
+    /// Enqueues each job now.
+    pub async fn enqueue_all(&self, jobs: &[PlacementJob]) {
+        for job in jobs {
+            self.enqueue(job, None).await;
+        }
+    }
+
+    /// The queue this node's workers serve.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Runs this node's workers until the task is aborted.
+    pub async fn run_workers(self, state: AppState, concurrency: usize, worker_name: String) {
+        let backend = PostgresStorage::<PlacementJob>::new(&self.pool)
+            .with_config(config(&self.queue))
+            .with_pubsub()
+            .poll_with_strategy(Strategy::new().interval(POLL_EVERY));
+        let worker = WorkerBuilder::new(worker_name)
+            .backend(backend)
+            .data(state)
+            .concurrency(concurrency)
+            .build(handle);
+        if let Err(e) = worker.run().await {
+            tracing::error!(error = %e, "job worker stopped");
+        }
+    }
+}
+
+fn config(queue: &str) -> Config {
+    Config::default()
+        .queue(queue)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+}
+
+/// `anchorage.placements.<node uuid>`.
+pub fn queue_name(node: NodeId) -> String {
+    format!("anchorage.placements.{}", node.uuid())
+}
+
+async fn handle(job: PlacementJob, state: Data<AppState>) -> std::result::Result<(), BoxDynError> {
+    if let Err(e) = runner::run(&state, job.clone()).await {
+        // The placement stays as it was; the sweeper gives it a new job later.
+        tracing::warn!(error = %e, cid = %job.cid, "placement job failed");
+    }
+    Ok(())
+}

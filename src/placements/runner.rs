@@ -1,0 +1,311 @@
+//! Running placement jobs against this node's Kubo. A job re-reads its placement under a
+//! row lock and does nothing unless it is still the placement's current generation, so a
+//! duplicate, late or stale job is harmless. Retries are new jobs with a delay, so a
+//! waiting retry holds no worker and survives a restart.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use chrono::Utc;
+use diesel::{prelude::*, sql_types::Integer, QueryableByName};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt;
+
+use super::{
+    lifecycle, origins, status,
+    store::{self, Placement},
+    JobKind, PlacementJob, PlacementState,
+};
+use crate::{
+    db::{schema::cid_origins, system_tx},
+    error::Result,
+    kubo::KuboError,
+    pins::cid::other_forms,
+    state::AppState,
+};
+
+/// How often a running pin writes its progress (and proof of life).
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs one job. Errors are only for the database being unavailable; Kubo failures are
+/// recorded on the placement.
+pub async fn run(state: &AppState, job: PlacementJob) -> Result<()> {
+    if job.node != state.node.uuid() {
+        tracing::warn!(?job, "job for another node in this node's queue; ignored");
+        return Ok(());
+    }
+    let follow_up = match job.kind {
+        JobKind::Pin => pin(state, &job).await?,
+        JobKind::Unpin => unpin(state, &job).await?,
+    };
+    for (next, delay) in follow_up {
+        state.jobs.enqueue(&next, delay).await;
+    }
+    Ok(())
+}
+
+type FollowUp = Vec<(PlacementJob, Option<Duration>)>;
+
+/// The placement if the job is current and in one of `states`, locked.
+async fn current(
+    conn: &mut AsyncPgConnection,
+    job: &PlacementJob,
+    states: &[PlacementState],
+) -> Result<Option<Placement>> {
+    let p = store::lock(conn, &job.cid, job.node).await?;
+    Ok(p.filter(|p| {
+        p.generation == job.generation && p.state().is_some_and(|s| states.contains(&s))
+    }))
+}
+
+async fn pin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
+    let max_origins = state.config.ipfs.max_origin_connects as usize;
+    let job_in = job.clone();
+    let started = system_tx(&state.db, |conn| {
+        async move {
+            let Some(p) = current(
+                conn,
+                &job_in,
+                &[PlacementState::Queued, PlacementState::Pinning],
+            )
+            .await?
+            else {
+                return Ok(None);
+            };
+            let p = store::start_attempt(conn, &p).await?;
+            status::refresh(conn, &p.cid).await?;
+            let origins: Vec<String> = cid_origins::table
+                .filter(cid_origins::cid.eq(&p.cid))
+                .order(cid_origins::added_at.desc())
+                .limit(max_origins as i64)
+                .select(cid_origins::origin)
+                .load(conn)
+                .await?;
+            Ok(Some((p, origins)))
+        }
+        .boxed()
+    })
+    .await?;
+    let Some((placement, origins)) = started else {
+        return Ok(Vec::new());
+    };
+    let outcome = attempt(state, &placement, origins).await;
+    finish(state, job, outcome).await
+}
+
+/// Ownership, origins, then `pin/add` (or `pin/update` from a CID this node already
+/// holds), with progress written every few seconds.
+async fn attempt(
+    state: &AppState,
+    p: &Placement,
+    origins: Vec<String>,
+) -> std::result::Result<u64, KuboError> {
+    let kubo = state.kubo.clone();
+    if !p.owned && !p.preexisting {
+        // Recorded before pin/add: a pin the operator already had is never removed by us,
+        // and one we make is ours even if we crash right after making it.
+        let mut preexisting = kubo.is_pinned(&p.cid).await?;
+        for form in other_forms(&p.cid) {
+            preexisting = preexisting || kubo.is_pinned(&form).await?;
+        }
+        let (cid, node) = (p.cid.clone(), p.node_id);
+        system_tx(&state.db, |conn| {
+            async move { store::set_ownership(conn, &cid, node, !preexisting, preexisting).await }
+                .boxed()
+        })
+        .await
+        .map_err(|e| KuboError::Unreachable(format!("recording ownership: {e}")))?;
+        if preexisting {
+            return Ok(p.progress as u64);
+        }
+    }
+    origins::connect_in_background(
+        kubo.clone(),
+        origins,
+        state.config.ipfs.max_origin_connects as usize,
+        state.config.ipfs.allow_private_origins,
+    );
+    if let Some(from) = &p.update_from {
+        if kubo.is_pinned(from).await.unwrap_or(false) {
+            kubo.pin_update(from, &p.cid).await?;
+            return Ok(0);
+        }
+    }
+    let progress = Arc::new(AtomicU64::new(0));
+    let seen = progress.clone();
+    let pin = kubo.pin_add(&p.cid, Box::new(move |n| seen.store(n, Ordering::Relaxed)));
+    tokio::pin!(pin);
+    let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+    ticker.tick().await;
+    let mut written = 0;
+    loop {
+        tokio::select! {
+            result = &mut pin => return result.map(|added| added.progress),
+            _ = ticker.tick() => {
+                let now = AtomicU64::load(&progress, Ordering::Relaxed);
+                if now != written {
+                    written = now;
+                    write_progress(state, p, now).await;
+                }
+            }
+        }
+    }
+}
+
+async fn write_progress(state: &AppState, p: &Placement, progress: u64) {
+    let (cid, node, generation) = (p.cid.clone(), p.node_id, p.generation);
+    let result = system_tx(&state.db, |conn| {
+        async move {
+            store::record_progress(conn, &cid, node, generation, progress).await?;
+            status::refresh(conn, &cid).await
+        }
+        .boxed()
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "recording pin progress");
+    }
+}
+
+/// Records the attempt's outcome, deciding on a retry.
+async fn finish(
+    state: &AppState,
+    job: &PlacementJob,
+    outcome: std::result::Result<u64, KuboError>,
+) -> Result<FollowUp> {
+    let ipfs = &state.config.ipfs;
+    let (max_attempts, base) = (ipfs.max_attempts as i32, ipfs.retry_base_delay);
+    let job_in = job.clone();
+    system_tx(&state.db, |conn| {
+        async move {
+            // Anything else (an unpin, a newer job) has taken over: leave it be.
+            let Some(p) = current(conn, &job_in, &[PlacementState::Pinning]).await? else {
+                return Ok(Vec::new());
+            };
+            let follow_up = match outcome {
+                Ok(progress) => {
+                    store::mark_pinned(conn, &p, progress).await?;
+                    tracing::info!(cid = %p.cid, attempts = p.attempts, "pinned");
+                    // A replace kept the old CID until now; it may go.
+                    match &p.update_from {
+                        Some(from) => lifecycle::release_update_source(conn, from, p.node_id)
+                            .await?
+                            .into_iter()
+                            .map(|job| (job, None))
+                            .collect(),
+                        None => Vec::new(),
+                    }
+                }
+                Err(e) if e.is_transient() && p.attempts < max_attempts => {
+                    let delay = backoff(base, p.attempts);
+                    let not_before = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    let reason = format!("attempt {} failed ({}): {e}; retrying", p.attempts, e.class());
+                    tracing::warn!(cid = %p.cid, error = %e, class = e.class(), ?delay, "pin attempt failed; will retry");
+                    let p = store::transition(conn, &p, PlacementState::Queued, Some(&reason), Some(not_before), false).await?;
+                    vec![(p.job(JobKind::Pin), Some(delay))]
+                }
+                Err(e) => {
+                    let reason = format!("failed after {} attempt(s) ({}): {e}", p.attempts, e.class());
+                    tracing::warn!(cid = %p.cid, error = %e, class = e.class(), "pin failed");
+                    store::transition(conn, &p, PlacementState::Failed, Some(&reason), None, false).await?;
+                    Vec::new()
+                }
+            };
+            status::refresh(conn, &job_in.cid).await?;
+            Ok(follow_up)
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// `base · 2^(attempts-1)`, capped at an hour.
+pub fn backoff(base: Duration, attempts: i32) -> Duration {
+    let exp = attempts.saturating_sub(1).clamp(0, 16) as u32;
+    base.saturating_mul(2u32.saturating_pow(exp))
+        .min(Duration::from_secs(3600))
+}
+
+#[derive(QueryableByName)]
+struct RefCount {
+    #[diesel(sql_type = Integer)]
+    refcount: i32,
+}
+
+/// Removes this node's copy when no pin request wants the CID, re-checking the refcount
+/// under its row lock: a request that arrives meanwhile waits for this transaction and
+/// then re-places the CID, so its content is never lost.
+async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
+    let kubo = state.kubo.clone();
+    let base = state.config.ipfs.retry_base_delay;
+    let job_in = job.clone();
+    system_tx(&state.db, |conn| {
+        async move {
+            let refs: Option<RefCount> =
+                diesel::sql_query("SELECT refcount FROM cid_refs WHERE cid = $1 FOR UPDATE")
+                    .bind::<diesel::sql_types::Text, _>(&job_in.cid)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+            let Some(p) = current(conn, &job_in, &[PlacementState::Unpinning]).await? else {
+                return Ok(Vec::new());
+            };
+            if refs.as_ref().is_some_and(|r| r.refcount > 0) {
+                let p =
+                    store::transition(conn, &p, PlacementState::Queued, None, None, true).await?;
+                status::refresh(conn, &p.cid).await?;
+                return Ok(vec![(p.job(JobKind::Pin), None)]);
+            }
+            if p.owned && !p.preexisting {
+                match kubo.pin_rm(&p.cid).await {
+                    Ok(()) | Err(KuboError::NotFound(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(cid = %p.cid, error = %e, "unpin failed; will retry");
+                        let p = store::transition(
+                            conn,
+                            &p,
+                            PlacementState::Unpinning,
+                            Some(&e.to_string()),
+                            None,
+                            false,
+                        )
+                        .await?;
+                        return Ok(vec![(p.job(JobKind::Unpin), Some(base))]);
+                    }
+                }
+            }
+            store::delete(conn, &p.cid, p.node_id).await?;
+            diesel::sql_query(
+                "DELETE FROM cid_refs WHERE cid = $1 AND refcount = 0 \
+                 AND NOT EXISTS (SELECT 1 FROM placements WHERE cid = $1)",
+            )
+            .bind::<diesel::sql_types::Text, _>(&p.cid)
+            .execute(conn)
+            .await?;
+            tracing::info!(cid = %p.cid, removed_from_kubo = p.owned && !p.preexisting, "unpinned");
+            Ok(Vec::new())
+        }
+        .boxed()
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let base = Duration::from_secs(5);
+        assert_eq!(backoff(base, 1), Duration::from_secs(5));
+        assert_eq!(backoff(base, 2), Duration::from_secs(10));
+        assert_eq!(backoff(base, 4), Duration::from_secs(40));
+        assert_eq!(backoff(base, 40), Duration::from_secs(3600));
+        assert_eq!(backoff(base, 0), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,114 @@
+//! A pin request's status, derived from the placements of its CID, and written to every
+//! org's pins of that CID so that listing by status stays index-backed.
+
+use std::collections::BTreeMap;
+
+use diesel::{
+    sql_types::{Jsonb, Text},
+    QueryableByName,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::PlacementState;
+use crate::{error::Result, pins::model::PinState};
+
+/// `pinned` once any replica is pinned; `pinning` while any is; `failed` when all failed;
+/// otherwise `queued` (also while nothing is placed yet).
+pub fn derive(states: &[PlacementState]) -> PinState {
+    use PlacementState::*;
+    let live: Vec<PlacementState> = states.iter().copied().filter(|s| *s != Unpinning).collect();
+    if live.contains(&Pinned) {
+        PinState::Pinned
+    } else if live.contains(&Pinning) {
+        PinState::Pinning
+    } else if !live.is_empty() && live.iter().all(|s| *s == Failed) {
+        PinState::Failed
+    } else {
+        PinState::Queued
+    }
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    info: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    progress: i64,
+}
+
+/// Recomputes the status and `info` of every pin of `cid`, across orgs. Runs in a
+/// system transaction (cluster code), after the placement change it reflects.
+pub async fn refresh(conn: &mut AsyncPgConnection, cid: &str) -> Result<()> {
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT state, info, progress FROM placements WHERE cid = $1")
+            .bind::<Text, _>(cid)
+            .load(conn)
+            .await?;
+    let states: Vec<PlacementState> = rows
+        .iter()
+        .filter_map(|r| PlacementState::parse(&r.state))
+        .collect();
+    let status = derive(&states);
+    let wanted = states
+        .iter()
+        .filter(|s| **s != PlacementState::Unpinning)
+        .count();
+    let pinned = states
+        .iter()
+        .filter(|s| **s == PlacementState::Pinned)
+        .count();
+    let mut info = BTreeMap::new();
+    info.insert("replicas".to_string(), format!("{pinned}/{wanted}"));
+    let details = match status {
+        PinState::Pinning => {
+            let progress = rows
+                .iter()
+                .filter(|r| r.state == "pinning")
+                .map(|r| r.progress)
+                .max()
+                .unwrap_or(0);
+            Some(format!("pinning: {progress} blocks fetched"))
+        }
+        PinState::Failed | PinState::Queued => rows.iter().find_map(|r| r.info.clone()),
+        PinState::Pinned => None,
+    };
+    if let Some(d) = details {
+        info.insert("status_details".to_string(), d);
+    }
+    let info = serde_json::to_value(info).unwrap_or_default();
+    diesel::sql_query(
+        "UPDATE pins SET status = $2, info = $3, updated_at = now() \
+         WHERE cid = $1 AND (status <> $2 OR info <> $3)",
+    )
+    .bind::<Text, _>(cid)
+    .bind::<Text, _>(status.as_str())
+    .bind::<Jsonb, _>(info)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use PlacementState::*;
+
+    #[test]
+    fn status_follows_the_best_replica() {
+        assert_eq!(derive(&[]), PinState::Queued);
+        assert_eq!(derive(&[Queued]), PinState::Queued);
+        assert_eq!(derive(&[Queued, Pinning]), PinState::Pinning);
+        assert_eq!(derive(&[Failed, Pinning]), PinState::Pinning);
+        assert_eq!(derive(&[Failed, Pinned]), PinState::Pinned);
+        assert_eq!(derive(&[Failed, Failed]), PinState::Failed);
+        assert_eq!(
+            derive(&[Failed, Queued]),
+            PinState::Queued,
+            "a retry is still queued"
+        );
+        assert_eq!(derive(&[Unpinning]), PinState::Queued);
+        assert_eq!(derive(&[Unpinning, Pinned]), PinState::Pinned);
+    }
+}

@@ -1,0 +1,360 @@
+//! Pins really get pinned: the API, the job queue and the runner against real Kubo cores.
+
+use std::time::{Duration, Instant};
+
+use anchorage::{auth::Role, ids::OrgId, pins::cid::Cid};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::{
+    harness::{kubo::random_bytes, send, KuboNode, TestApp, TestDb},
+    pins_api::db_count,
+};
+
+/// An app on `node`'s Kubo that may dial loopback origins, with quick retries.
+async fn app_on(db: &TestDb, rpc: &str, extra: Vec<(&str, Value)>) -> TestApp {
+    let mut overrides: Vec<(String, Value)> = vec![
+        ("ipfs.allowPrivateOrigins".into(), json!(true)),
+        ("ipfs.retryBaseDelay".into(), json!("1s")),
+    ];
+    overrides.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+    TestApp::spawn_with(db, rpc, overrides).await
+}
+
+async fn start_nodes(n: usize) -> Vec<KuboNode> {
+    tokio::task::spawn_blocking(move || {
+        let handles: Vec<_> = (0..n)
+            .map(|_| std::thread::spawn(KuboNode::start))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls `GET /pins/{id}` until its status is `wanted`.
+async fn wait_status(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    wanted: &str,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (code, body) = send(app.req(Method::GET, &format!("/v1/pins/{id}"), token)).await;
+        assert_eq!(code, 200, "{body}");
+        if body["status"] == wanted {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} after {within:?}: {body}",
+            body["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `check` holds.
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn kubo_pins(node: &KuboNode) -> Vec<String> {
+    let body = node
+        .rpc("pin/ls", &[("type", "recursive"), ("stream", "true")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["Cid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn canonical(cid: &str) -> String {
+    Cid::parse(cid).unwrap().canonical().to_string()
+}
+
+async fn post_pin(app: &TestApp, token: &str, body: Value) -> String {
+    let (code, pin) = send(app.req(Method::POST, "/v1/pins", token).json(&body)).await;
+    assert_eq!(code, 202, "{pin}");
+    pin["requestid"].as_str().unwrap().to_string()
+}
+
+async fn org_token(app: &TestApp, name: &str) -> (OrgId, String) {
+    let org = app.create_org(name).await;
+    (org, app.token(Some(org), Role::Member, None))
+}
+
+#[tokio::test]
+async fn a_pin_from_an_origin_goes_pinned_and_outlives_the_origin() {
+    let db = TestDb::migrated().await;
+    let mut nodes = start_nodes(3).await;
+    let (origin, ours, reader) = (nodes.remove(0), nodes.remove(0), nodes.remove(0));
+    let cid = origin.add(random_bytes(1024 * 1024)).await;
+    let app = app_on(&db, ours.api(), vec![]).await;
+    let (_, token) = org_token(&app, "acme").await;
+
+    let id = post_pin(
+        &app,
+        &token,
+        json!({"cid": cid, "origins": [origin.swarm_addr()]}),
+    )
+    .await;
+    let pinned = wait_status(&app, &token, &id, "pinned", Duration::from_secs(60)).await;
+    assert_eq!(pinned["info"]["replicas"], "1/1");
+    assert!(
+        kubo_pins(&ours).await.contains(&canonical(&cid)),
+        "anchorage's Kubo holds it"
+    );
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM placements WHERE state = 'pinned' AND owned AND NOT preexisting").await,
+        1
+    );
+
+    // The origin goes away; anchorage's node still serves the blocks to a third node.
+    drop(origin);
+    let resp = reader
+        .rpc("swarm/connect", &[("arg", ours.swarm_addr())])
+        .await;
+    assert!(resp.status().is_success());
+    let resp = reader.rpc("pin/add", &[("arg", &cid)]).await;
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_cid_nobody_has_fails_after_the_stall_timeout_with_a_reason() {
+    let db = TestDb::migrated().await;
+    let mut nodes = start_nodes(2).await;
+    let (elsewhere, ours) = (nodes.remove(0), nodes.remove(0));
+    let cid = elsewhere.add(random_bytes(2048)).await;
+    drop(elsewhere);
+    let app = app_on(
+        &db,
+        ours.api(),
+        vec![
+            ("ipfs.pinStallTimeout", json!("2s")),
+            ("ipfs.maxAttempts", json!(2)),
+        ],
+    )
+    .await;
+    let (_, token) = org_token(&app, "acme").await;
+
+    let id = post_pin(&app, &token, json!({"cid": cid})).await;
+    let failed = wait_status(&app, &token, &id, "failed", Duration::from_secs(60)).await;
+    let details = failed["info"]["status_details"].as_str().unwrap();
+    assert!(
+        details.contains("stalled") && details.contains("2 attempt"),
+        "{details}"
+    );
+    assert!(!kubo_pins(&ours).await.contains(&canonical(&cid)));
+}
+
+#[tokio::test]
+async fn two_orgs_share_one_kubo_pin_until_the_last_reference_goes() {
+    let db = TestDb::migrated().await;
+    let mut nodes = start_nodes(2).await;
+    let (origin, ours) = (nodes.remove(0), nodes.remove(0));
+    let cid = origin.add(random_bytes(64 * 1024)).await;
+    let app = app_on(&db, ours.api(), vec![]).await;
+    let (_, ta) = org_token(&app, "alpha").await;
+    let (_, tb) = org_token(&app, "beta").await;
+    let body = json!({"cid": cid, "origins": [origin.swarm_addr()]});
+
+    let a = post_pin(&app, &ta, body.clone()).await;
+    wait_status(&app, &ta, &a, "pinned", Duration::from_secs(60)).await;
+    let b = post_pin(&app, &tb, body).await;
+    // Already held: pinned at once for the second org.
+    let (_, got) = send(app.req(Method::GET, &format!("/v1/pins/{b}"), &tb)).await;
+    assert_eq!(got["status"], "pinned", "{got}");
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM placements").await,
+        1,
+        "one placement for both"
+    );
+
+    send(app.req(Method::DELETE, &format!("/v1/pins/{a}"), &ta)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        kubo_pins(&ours).await.contains(&canonical(&cid)),
+        "still wanted by beta"
+    );
+    let (_, got) = send(app.req(Method::GET, &format!("/v1/pins/{b}"), &tb)).await;
+    assert_eq!(got["status"], "pinned");
+
+    send(app.req(Method::DELETE, &format!("/v1/pins/{b}"), &tb)).await;
+    let want = canonical(&cid);
+    eventually("Kubo unpins it", Duration::from_secs(30), || {
+        let ours = &ours;
+        let want = want.clone();
+        async move { !kubo_pins(ours).await.contains(&want) }
+    })
+    .await;
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM placements").await,
+        0
+    );
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM cid_refs").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_pin_the_operator_already_had_is_never_removed() {
+    let db = TestDb::migrated().await;
+    let ours = start_nodes(1).await.remove(0);
+    // `add` pins it on the node itself: the operator's own pin.
+    let cid = ours.add(random_bytes(4096)).await;
+    let app = app_on(&db, ours.api(), vec![]).await;
+    let (_, token) = org_token(&app, "acme").await;
+
+    let id = post_pin(&app, &token, json!({"cid": canonical(&cid)})).await;
+    wait_status(&app, &token, &id, "pinned", Duration::from_secs(30)).await;
+    assert_eq!(
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM placements WHERE preexisting AND NOT owned"
+        )
+        .await,
+        1
+    );
+    send(app.req(Method::DELETE, &format!("/v1/pins/{id}"), &token)).await;
+    let app_ref = &app;
+    eventually(
+        "placement removed",
+        Duration::from_secs(30),
+        || async move { db_count(app_ref, "SELECT count(*) AS n FROM placements").await == 0 },
+    )
+    .await;
+    assert!(
+        kubo_pins(&ours).await.contains(&cid),
+        "the operator's pin is still there"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_delete_and_repin_ends_with_kubo_matching_the_database() {
+    let db = TestDb::migrated().await;
+    let mut nodes = start_nodes(2).await;
+    let (origin, ours) = (nodes.remove(0), nodes.remove(0));
+    let cid = origin.add(random_bytes(32 * 1024)).await;
+    let app = app_on(&db, ours.api(), vec![]).await;
+    let (_, token) = org_token(&app, "acme").await;
+    let body = json!({"cid": cid, "origins": [origin.swarm_addr()]});
+
+    let mut current = post_pin(&app, &token, body.clone()).await;
+    for round in 0..50 {
+        let delete = send(app.req(Method::DELETE, &format!("/v1/pins/{current}"), &token));
+        let add = send(app.req(Method::POST, "/v1/pins", &token).json(&body));
+        let ((dc, _), (ac, added)) = tokio::join!(delete, add);
+        assert_eq!(dc, 202, "round {round}");
+        assert_eq!(ac, 202, "round {round}: {added}");
+        current = added["requestid"].as_str().unwrap().to_string();
+    }
+    // One request remains: the CID must end pinned, in the database and in Kubo.
+    wait_status(&app, &token, &current, "pinned", Duration::from_secs(60)).await;
+    let want = canonical(&cid);
+    let app_ref = &app;
+    eventually("quiescent", Duration::from_secs(60), || async move {
+        db_count(
+            app_ref,
+            "SELECT count(*) AS n FROM placements WHERE state <> 'pinned'",
+        )
+        .await
+            == 0
+    })
+    .await;
+    assert_eq!(
+        db_count(&app, "SELECT refcount::bigint AS n FROM cid_refs").await,
+        1
+    );
+    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM pins").await, 1);
+    assert!(kubo_pins(&ours).await.contains(&want));
+
+    // And the last delete leaves Kubo empty of it.
+    send(app.req(Method::DELETE, &format!("/v1/pins/{current}"), &token)).await;
+    eventually("unpinned", Duration::from_secs(30), || {
+        let (ours, want) = (&ours, want.clone());
+        async move { !kubo_pins(ours).await.contains(&want) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pins_queue_while_kubo_is_down_and_drain_when_it_returns() {
+    let db = TestDb::migrated().await;
+    let origin = start_nodes(1).await.remove(0);
+    let cid = origin.add(random_bytes(16 * 1024)).await;
+    let port = anchorage::devstack::postgres::free_port().unwrap();
+    let rpc = format!("http://127.0.0.1:{port}");
+    let app = app_on(
+        &db,
+        &rpc,
+        vec![
+            ("ipfs.delegates", json!(["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh1S3jiwVmGzeoWfxFcNn7MWzL9VXpdKrUZyWH8Qd"])),
+            ("ipfs.maxAttempts", json!(30)),
+        ],
+    )
+    .await;
+    let (_, token) = org_token(&app, "acme").await;
+    let id = post_pin(
+        &app,
+        &token,
+        json!({"cid": cid, "origins": [origin.swarm_addr()]}),
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, got) = send(app.req(Method::GET, &format!("/v1/pins/{id}"), &token)).await;
+    assert!(
+        got["status"] == "queued" || got["status"] == "pinning",
+        "{got}"
+    );
+    let details = got["info"]["status_details"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (ready, _) = app.get_json("/v1/ready").await;
+    assert_eq!(ready, 503);
+
+    // Kubo comes back on the same address: the backlog drains by itself.
+    let node = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::TempDir::new().unwrap();
+        let node = anchorage::devstack::kubo::LocalKubo::start(
+            &dir.path().join("repo"),
+            anchorage::devstack::kubo::KuboPorts {
+                api: port,
+                swarm: 0,
+            },
+        )
+        .unwrap();
+        (node, dir)
+    })
+    .await
+    .unwrap();
+    wait_status(&app, &token, &id, "pinned", Duration::from_secs(90)).await;
+    let (ready, _) = app.get_json("/v1/ready").await;
+    assert_eq!(ready, 200);
+    assert!(
+        details.is_empty() || details.contains("unreachable") || details.contains("queued"),
+        "{details}"
+    );
+    drop(node);
+}
