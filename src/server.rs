@@ -17,7 +17,7 @@ use crate::{
     jobs::Jobs,
     kubo::{Kubo, KuboClient},
     pins::counts,
-    placements::sweeper,
+    placements::{reconciler, sweeper},
     state::AppState,
     tenancy::tokens,
 };
@@ -180,6 +180,10 @@ fn spawn_background(state: &AppState, work: Work) -> Vec<tokio::task::JoinHandle
         tasks.push(tokio::spawn(sweeper::sweep_loop(
             state.clone(),
             ipfs.requeue_after / 2,
+        )));
+        tasks.push(tokio::spawn(reconciler::reconcile_loop(
+            state.clone(),
+            ipfs.reconcile_interval,
         )));
     }
     tasks

@@ -33,8 +33,6 @@ CREATE TABLE placements (
     generation  bigint NOT NULL DEFAULT nextval('placement_generations'),
     -- Leader fence that last wrote this placement (0 = written by a request path).
     fence       bigint NOT NULL DEFAULT 0,
-    -- anchorage made this Kubo pin (recorded before pin/add) and may remove it.
-    owned       boolean NOT NULL DEFAULT false,
     -- The operator had pinned this CID before anchorage did: never pin/rm it.
     preexisting boolean NOT NULL DEFAULT false,
     -- Blocks fetched so far by the running pin/add.
@@ -52,6 +50,18 @@ CREATE TABLE placements (
 );
 CREATE INDEX placements_node_state_idx ON placements (node_id, state);
 CREATE INDEX placements_state_updated_idx ON placements (state, updated_at);
+
+-- Kubo pins anchorage made, per node: written before pin/add, removed after pin/rm. The
+-- reconciler removes an owned pin nothing wants (after a grace period) and never touches
+-- a pin that is not in this ledger — the operator's own.
+CREATE TABLE owned_pins (
+    node_id       uuid NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    cid           text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    -- When the reconciler first saw no placement wanting it.
+    orphan_since  timestamptz,
+    PRIMARY KEY (node_id, cid)
+);
 
 CREATE TABLE leases (
     name        text PRIMARY KEY,

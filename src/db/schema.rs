@@ -120,7 +120,6 @@ diesel::table! {
         attempts -> Int4,
         generation -> Int8,
         fence -> Int8,
-        owned -> Bool,
         preexisting -> Bool,
         progress -> Int8,
         update_from -> Nullable<Text>,
@@ -128,6 +127,15 @@ diesel::table! {
         not_before -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    owned_pins (node_id, cid) {
+        node_id -> Uuid,
+        cid -> Text,
+        created_at -> Timestamptz,
+        orphan_since -> Nullable<Timestamptz>,
     }
 }
 
@@ -184,6 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     cid_origins,
     nodes,
     placements,
+    owned_pins,
     leases,
     cluster_state,
     audit_log,

@@ -4,6 +4,8 @@
 
 pub mod lifecycle;
 pub mod origins;
+pub mod ownership;
+pub mod reconciler;
 pub mod runner;
 pub mod status;
 pub mod store;

@@ -17,7 +17,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
 
 use super::{
-    lifecycle, origins, status,
+    lifecycle, origins, ownership, status,
     store::{self, Placement},
     JobKind, PlacementJob, PlacementState,
 };
@@ -106,23 +106,39 @@ async fn attempt(
     origins: Vec<String>,
 ) -> std::result::Result<u64, KuboError> {
     let kubo = state.kubo.clone();
-    if !p.owned && !p.preexisting {
-        // Recorded before pin/add: a pin the operator already had is never removed by us,
-        // and one we make is ours even if we crash right after making it.
-        let mut preexisting = kubo.is_pinned(&p.cid).await?;
-        for form in other_forms(&p.cid) {
-            preexisting = preexisting || kubo.is_pinned(&form).await?;
-        }
+    if !p.preexisting {
+        // Decided once per placement, before pin/add: a pin the operator already had is
+        // never removed by us, and one we make is in the ledger even if we crash right
+        // after making it.
         let (cid, node) = (p.cid.clone(), p.node_id);
-        system_tx(&state.db, |conn| {
-            async move { store::set_ownership(conn, &cid, node, !preexisting, preexisting).await }
-                .boxed()
+        let owned = system_tx(&state.db, |conn| {
+            async move { ownership::is_owned(conn, node, &cid).await }.boxed()
         })
         .await
-        .map_err(|e| KuboError::Unreachable(format!("recording ownership: {e}")))?;
-        if preexisting {
-            return Ok(p.progress as u64);
+        .map_err(|e| KuboError::Unreachable(format!("reading ownership: {e}")))?;
+        if !owned {
+            let mut preexisting = kubo.is_pinned(&p.cid).await?;
+            for form in other_forms(&p.cid) {
+                preexisting = preexisting || kubo.is_pinned(&form).await?;
+            }
+            let (cid, node) = (p.cid.clone(), p.node_id);
+            system_tx(&state.db, |conn| {
+                async move {
+                    match preexisting {
+                        true => store::set_preexisting(conn, &cid, node).await,
+                        false => ownership::record(conn, node, &cid).await,
+                    }
+                }
+                .boxed()
+            })
+            .await
+            .map_err(|e| KuboError::Unreachable(format!("recording ownership: {e}")))?;
+            if preexisting {
+                return Ok(p.progress as u64);
+            }
         }
+    } else {
+        return Ok(p.progress as u64);
     }
     origins::connect_in_background(
         kubo.clone(),
@@ -261,9 +277,12 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
                 status::refresh(conn, &p.cid).await?;
                 return Ok(vec![(p.job(JobKind::Pin), None)]);
             }
-            if p.owned && !p.preexisting {
+            let owned = !p.preexisting && ownership::is_owned(conn, p.node_id, &p.cid).await?;
+            if owned {
                 match kubo.pin_rm(&p.cid).await {
-                    Ok(()) | Err(KuboError::NotFound(_)) => {}
+                    Ok(()) | Err(KuboError::NotFound(_)) => {
+                        ownership::forget(conn, p.node_id, &p.cid).await?
+                    }
                     Err(e) => {
                         tracing::warn!(cid = %p.cid, error = %e, "unpin failed; will retry");
                         let p = store::transition(
@@ -287,7 +306,7 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
             .bind::<diesel::sql_types::Text, _>(&p.cid)
             .execute(conn)
             .await?;
-            tracing::info!(cid = %p.cid, removed_from_kubo = p.owned && !p.preexisting, "unpinned");
+            tracing::info!(cid = %p.cid, removed_from_kubo = owned, "unpinned");
             Ok(Vec::new())
         }
         .boxed()

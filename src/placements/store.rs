@@ -17,7 +17,6 @@ pub struct Placement {
     pub state: String,
     pub attempts: i32,
     pub generation: i64,
-    pub owned: bool,
     pub preexisting: bool,
     pub progress: i64,
     pub update_from: Option<String>,
@@ -130,19 +129,10 @@ pub async fn start_attempt(conn: &mut AsyncPgConnection, p: &Placement) -> Resul
         .await?)
 }
 
-/// Records who owns the Kubo pin, before `pin/add` runs.
-pub async fn set_ownership(
-    conn: &mut AsyncPgConnection,
-    cid: &str,
-    node: Uuid,
-    owned: bool,
-    preexisting: bool,
-) -> Result<()> {
+/// Records that the operator already had `cid` pinned on `node`.
+pub async fn set_preexisting(conn: &mut AsyncPgConnection, cid: &str, node: Uuid) -> Result<()> {
     diesel::update(placements::table.find((cid, node)))
-        .set((
-            placements::owned.eq(owned),
-            placements::preexisting.eq(preexisting),
-        ))
+        .set(placements::preexisting.eq(true))
         .execute(conn)
         .await?;
     Ok(())

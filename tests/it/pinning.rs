@@ -124,7 +124,7 @@ async fn a_pin_from_an_origin_goes_pinned_and_outlives_the_origin() {
         "anchorage's Kubo holds it"
     );
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM placements WHERE state = 'pinned' AND owned AND NOT preexisting").await,
+        db_count(&app, "SELECT count(*) AS n FROM placements p JOIN owned_pins o USING (node_id, cid) WHERE p.state = 'pinned' AND NOT p.preexisting").await,
         1
     );
 
@@ -230,7 +230,7 @@ async fn a_pin_the_operator_already_had_is_never_removed() {
     assert_eq!(
         db_count(
             &app,
-            "SELECT count(*) AS n FROM placements WHERE preexisting AND NOT owned"
+            "SELECT count(*) AS n FROM placements WHERE preexisting AND NOT EXISTS (SELECT 1 FROM owned_pins)"
         )
         .await,
         1
@@ -357,4 +357,167 @@ async fn pins_queue_while_kubo_is_down_and_drain_when_it_returns() {
         "{details}"
     );
     drop(node);
+}
+
+/// The current job of a placement, read from the database (to drive the runner by hand).
+async fn job_for(
+    app: &TestApp,
+    cid: &str,
+    kind: anchorage::placements::JobKind,
+) -> anchorage::placements::PlacementJob {
+    let generation = db_count(
+        app,
+        &format!("SELECT generation AS n FROM placements WHERE cid = '{cid}'"),
+    )
+    .await;
+    anchorage::placements::PlacementJob {
+        kind,
+        cid: cid.to_string(),
+        node: app.state.node.uuid(),
+        generation,
+    }
+}
+
+#[tokio::test]
+async fn replace_on_the_same_node_uses_pin_update_and_keeps_the_old_cid_until_the_new_one_is_pinned(
+) {
+    use anchorage::placements::{runner, JobKind};
+    let db = TestDb::migrated().await;
+    let mut nodes = start_nodes(2).await;
+    let (origin, ours) = (nodes.remove(0), nodes.remove(0));
+    let old = origin.add(random_bytes(64 * 1024)).await;
+    let new = origin.add(random_bytes(64 * 1024)).await;
+    let (old_v1, new_v1) = (canonical(&old), canonical(&new));
+    // No workers: this test runs each job itself, to observe the order of events.
+    let app = TestApp::spawn_api_only(
+        &db,
+        ours.api(),
+        vec![("ipfs.allowPrivateOrigins".into(), json!(true))],
+    )
+    .await;
+    let (_, token) = org_token(&app, "acme").await;
+
+    let id = post_pin(
+        &app,
+        &token,
+        json!({"cid": old, "origins": [origin.swarm_addr()]}),
+    )
+    .await;
+    runner::run(&app.state, job_for(&app, &old_v1, JobKind::Pin).await)
+        .await
+        .unwrap();
+    wait_status(&app, &token, &id, "pinned", Duration::from_secs(5)).await;
+
+    let (code, replaced) = send(
+        app.req(Method::POST, &format!("/v1/pins/{id}"), &token)
+            .json(&json!({"cid": new, "origins": [origin.swarm_addr()]})),
+    )
+    .await;
+    assert_eq!(code, 202, "{replaced}");
+    assert_eq!(
+        db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{new_v1}' AND update_from = '{old_v1}'")).await,
+        1,
+        "the new placement will pin/update from the old CID"
+    );
+    assert_eq!(db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{old_v1}' AND state = 'unpinning'")).await, 1);
+
+    runner::run(&app.state, job_for(&app, &new_v1, JobKind::Pin).await)
+        .await
+        .unwrap();
+    let new_id = replaced["requestid"].as_str().unwrap();
+    wait_status(&app, &token, new_id, "pinned", Duration::from_secs(5)).await;
+    let held = kubo_pins(&ours).await;
+    assert!(
+        held.contains(&new_v1) && held.contains(&old_v1),
+        "old kept until the new one is pinned: {held:?}"
+    );
+
+    // Now the old copy goes.
+    runner::run(&app.state, job_for(&app, &old_v1, JobKind::Unpin).await)
+        .await
+        .unwrap();
+    let held = kubo_pins(&ours).await;
+    assert!(
+        held.contains(&new_v1) && !held.contains(&old_v1),
+        "{held:?}"
+    );
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM placements").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_reconciler_repairs_removes_its_orphans_and_leaves_foreign_pins_alone() {
+    use anchorage::placements::reconciler::reconcile;
+    let db = TestDb::migrated().await;
+    let mut nodes = start_nodes(2).await;
+    let (origin, ours) = (nodes.remove(0), nodes.remove(0));
+    let lost = origin.add(random_bytes(8 * 1024)).await;
+    let orphan = origin.add(random_bytes(8 * 1024)).await;
+    let foreign = ours.add(random_bytes(8 * 1024)).await;
+    let app = app_on(
+        &db,
+        ours.api(),
+        vec![("ipfs.orphanGracePeriod", json!("1s"))],
+    )
+    .await;
+    let (_, token) = org_token(&app, "acme").await;
+    let lost_id = post_pin(
+        &app,
+        &token,
+        json!({"cid": lost, "origins": [origin.swarm_addr()]}),
+    )
+    .await;
+    let orphan_id = post_pin(
+        &app,
+        &token,
+        json!({"cid": orphan, "origins": [origin.swarm_addr()]}),
+    )
+    .await;
+    wait_status(&app, &token, &lost_id, "pinned", Duration::from_secs(60)).await;
+    wait_status(&app, &token, &orphan_id, "pinned", Duration::from_secs(60)).await;
+
+    // Behind anchorage's back: one pin removed from Kubo, one forgotten by the database.
+    let resp = ours.rpc("pin/rm", &[("arg", &canonical(&lost))]).await;
+    assert!(resp.status().is_success());
+    db.superuser_exec(&format!(
+        "DELETE FROM pins WHERE cid = '{0}'; DELETE FROM placements WHERE cid = '{0}'; DELETE FROM cid_refs WHERE cid = '{0}'",
+        canonical(&orphan)
+    ))
+    .await;
+
+    let first = reconcile(&app.state).await.unwrap();
+    assert_eq!(first.requeued, 1, "{first:?}");
+    assert_eq!(first.orphans_seen, 1, "{first:?}");
+    assert_eq!(
+        first.orphans_removed, 0,
+        "not before the grace period: {first:?}"
+    );
+    wait_status(&app, &token, &lost_id, "pinned", Duration::from_secs(60)).await;
+    assert!(
+        kubo_pins(&ours).await.contains(&canonical(&lost)),
+        "pinned again"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let second = reconcile(&app.state).await.unwrap();
+    assert_eq!(second.orphans_removed, 1, "{second:?}");
+    let held = kubo_pins(&ours).await;
+    assert!(
+        !held.contains(&canonical(&orphan)),
+        "the orphan it owned is gone"
+    );
+    assert!(held.contains(&foreign), "the operator's pin is untouched");
+    assert_eq!(
+        db_count(
+            &app,
+            &format!(
+                "SELECT count(*) AS n FROM owned_pins WHERE cid = '{}'",
+                canonical(&orphan)
+            )
+        )
+        .await,
+        0
+    );
 }
