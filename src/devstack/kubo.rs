@@ -119,6 +119,11 @@ impl LocalKubo {
         })
     }
 
+    /// The node's process id (tests freeze and thaw it to simulate a stalled peer).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The RPC endpoint.
     pub fn api(&self) -> &str {
         &self.ready.api

@@ -5,6 +5,7 @@
 mod harness;
 
 mod cli;
+mod crash;
 mod dev;
 mod http;
 mod kubo_client;

@@ -521,3 +521,70 @@ async fn the_reconciler_repairs_removes_its_orphans_and_leaves_foreign_pins_alon
         0
     );
 }
+
+#[tokio::test]
+async fn kubo_faults_retry_then_fail_with_the_reason_and_never_stop_the_worker() {
+    use crate::harness::fake_kubo::FakeKubo;
+    let db = TestDb::migrated().await;
+    let behaviours = [
+        "error500",
+        "malformed",
+        "truncated",
+        "flat",
+        "hang",
+        "error-line",
+    ];
+    let cids: Vec<String> = (0..behaviours.len() as u32)
+        .map(crate::pins_api::cid)
+        .collect();
+    let fake = FakeKubo::start_with(
+        cids.iter()
+            .zip(behaviours)
+            .map(|(c, b)| (c.clone(), b.to_string()))
+            .collect(),
+    );
+    let app = app_on(
+        &db,
+        &fake.url,
+        vec![
+            ("ipfs.delegates", json!(["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh1S3jiwVmGzeoWfxFcNn7MWzL9VXpdKrUZyWH8Qd"])),
+            ("ipfs.pinStallTimeout", json!("1s")),
+            ("ipfs.maxAttempts", json!(2)),
+        ],
+    )
+    .await;
+    let (_, token) = org_token(&app, "acme").await;
+    let mut ids = Vec::new();
+    for c in &cids {
+        ids.push(post_pin(&app, &token, json!({"cid": c})).await);
+    }
+    for ((id, behaviour), class) in ids.iter().zip(behaviours).zip([
+        "rejected",
+        "malformed",
+        "malformed",
+        "stalled",
+        "stalled",
+        "rejected",
+    ]) {
+        let failed = wait_status(&app, &token, id, "failed", Duration::from_secs(60)).await;
+        let details = failed["info"]["status_details"].as_str().unwrap();
+        assert!(details.contains(class), "{behaviour}: {details}");
+    }
+    // Rejections are not retried; transient faults used both attempts.
+    assert_eq!(
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM placements WHERE state = 'failed' AND attempts = 1"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM placements WHERE state = 'failed' AND attempts = 2"
+        )
+        .await,
+        4
+    );
+}

@@ -2,7 +2,7 @@
 //! hangs, malformed or truncated streams, progress that never moves. The behaviour is
 //! chosen by the `arg` of the call.
 
-use std::{net::TcpListener, time::Duration};
+use std::{collections::HashMap, net::TcpListener, time::Duration};
 
 use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::stream;
@@ -13,16 +13,32 @@ pub struct FakeKubo {
     handle: ServerHandle,
 }
 
+/// Maps a call's `arg` (e.g. a real CID) to one of the scripted behaviours.
+#[derive(Clone, Default)]
+struct Behaviours(HashMap<String, String>);
+
 impl FakeKubo {
+    /// Behaviour chosen by the `arg` itself (`arg=hang`, …).
     pub fn start() -> Self {
+        Self::start_with(HashMap::new())
+    }
+
+    /// Behaviour chosen through `behaviours` (arg → behaviour name) first; `pin/ls` of
+    /// anything answers "not pinned".
+    pub fn start_with(behaviours: HashMap<String, String>) -> Self {
+        let behaviours = Behaviours(behaviours);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = HttpServer::new(|| App::new().default_service(web::to(handle)))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(behaviours.clone()))
+                .default_service(web::to(handle))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
         let handle = server.handle();
         tokio::spawn(server);
         Self { url, handle }
@@ -61,10 +77,14 @@ fn stream_lines(lines: Lines) -> HttpResponse {
         .streaming(body)
 }
 
-async fn handle(req: HttpRequest) -> HttpResponse {
+async fn handle(req: HttpRequest, behaviours: web::Data<Behaviours>) -> HttpResponse {
     let path = req.path().to_string();
-    let arg = arg(&req);
+    let raw = arg(&req);
+    let arg = behaviours.0.get(&raw).cloned().unwrap_or(raw);
     match (path.as_str(), arg.as_str()) {
+        ("/api/v0/pin/ls", _) => HttpResponse::InternalServerError().json(
+            serde_json::json!({"Message": format!("path '{arg}' is not pinned"), "Code": 0, "Type": "error"}),
+        ),
         ("/api/v0/id", _) => HttpResponse::ServiceUnavailable().body("starting up"),
         ("/api/v0/version", _) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

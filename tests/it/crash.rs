@@ -1,0 +1,209 @@
+//! A node killed with SIGKILL in the middle of a pin comes back and finishes it: the
+//! placement row is the truth, the sweeper (or apalis's orphan recovery) re-issues the
+//! job, and stale duplicates do nothing.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anchorage::{
+    auth::{keys::KeySet, keys::SigningKey, MintRequest, Role, TokenService},
+    db::system_tx,
+    tenancy::orgs,
+};
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::harness::{kubo::random_bytes, KuboNode, TestDb};
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(
+    db: &TestDb,
+    kubo: &str,
+    key: &std::path::Path,
+    port: u16,
+    log: &std::path::Path,
+) -> Serve {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anchorage"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ANCHORAGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let child = cmd
+        .arg("serve")
+        .env("ANCHORAGE_POSTGRES__DSN", db.app_dsn())
+        .env("ANCHORAGE_IPFS__RPC", kubo)
+        .env("ANCHORAGE_IPFS__ALLOW_PRIVATE_ORIGINS", "true")
+        .env("ANCHORAGE_IPFS__REQUEUE_AFTER", "3s")
+        .env("ANCHORAGE_IPFS__RETRY_BASE_DELAY", "1s")
+        .env("ANCHORAGE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "ANCHORAGE_AUTH__API_TOKEN__SIGNING_KEYS",
+            json!([{ "id": "k1", "path": key, "primary": true }]).to_string(),
+        )
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    Serve(child)
+}
+
+async fn wait_healthy(base: &str, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reqwest::get(format!("{base}/v1/health"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "serve never came up:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn placement_state(db: &TestDb) -> Option<String> {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: String,
+    }
+    let pool = db.app_pool();
+    let mut conn = anchorage::db::pool::get(&pool).await.unwrap();
+    diesel::sql_query("SELECT state FROM placements")
+        .load::<Row>(&mut conn)
+        .await
+        .unwrap()
+        .pop()
+        .map(|r| r.state)
+}
+
+#[tokio::test]
+async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
+    let db = TestDb::migrated().await;
+    let (origin, ours) = tokio::task::spawn_blocking(|| (KuboNode::start(), KuboNode::start()))
+        .await
+        .unwrap();
+    let cid = origin.add(random_bytes(2 * 1024 * 1024)).await;
+    let dir = TempDir::new().unwrap();
+    let key = dir.path().join("k1");
+    anchorage::auth::keys::write_new_key_file(&key).unwrap();
+    let log = dir.path().join("serve.log");
+    let port = anchorage::devstack::postgres::free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let pool = db.app_pool();
+    let org = system_tx(&pool, |conn| {
+        async move { orgs::create(conn, "acme").await }.boxed()
+    })
+    .await
+    .unwrap();
+    let tokens = TokenService::new(
+        KeySet::new(vec![SigningKey::load("k1", &key).unwrap()], Some("k1")).unwrap(),
+        "anchorage",
+        "anchorage",
+    );
+    let token = tokens
+        .mint(MintRequest {
+            sub: "usr_x".into(),
+            org: Some(org.id),
+            role: Role::Member,
+            scopes: None,
+            ttl: Duration::from_secs(600),
+        })
+        .unwrap()
+        .jwt;
+    let http = reqwest::Client::new();
+
+    let mut first = serve(&db, ours.api(), &key, port, &log);
+    wait_healthy(&base, &log).await;
+    // The origin freezes: the pin starts and cannot finish.
+    // SAFETY: signalling a child process of this test.
+    unsafe { libc::kill(origin.node.pid() as i32, libc::SIGSTOP) };
+    let resp: Value = http
+        .post(format!("{base}/v1/pins"))
+        .bearer_auth(&token)
+        .json(&json!({"cid": cid, "origins": [origin.swarm_addr()]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = resp["requestid"]
+        .as_str()
+        .expect("202 with a requestid")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while placement_state(&db).await.as_deref() != Some("pinning") {
+        assert!(Instant::now() < deadline, "never started pinning");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // SIGKILL mid-pin; the origin thaws; the node starts again.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(origin.node.pid() as i32, libc::SIGCONT) };
+    let _second = serve(&db, ours.api(), &key, port, &log);
+    wait_healthy(&base, &log).await;
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got: Value = http
+            .get(format!("{base}/v1/pins/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if got["status"] == "pinned" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not pinned after restart: {got}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(placement_state(&db).await.as_deref(), Some("pinned"));
+    let listed = ours
+        .rpc("pin/ls", &[("type", "recursive"), ("stream", "true")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let canonical = anchorage::pins::cid::Cid::parse(&cid)
+        .unwrap()
+        .canonical()
+        .to_string();
+    assert_eq!(
+        listed.matches(&canonical).count(),
+        1,
+        "exactly one Kubo pin: {listed}"
+    );
+}
