@@ -7,15 +7,11 @@
 //! sysadmin views). Both settings are `SET LOCAL`-scoped, so nothing leaks to the next
 //! user of a pooled connection.
 
-use diesel::sql_types::Text;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::future::BoxFuture;
 
-use super::pool::{self, DbPool};
-use crate::{
-    error::{Error, Result},
-    ids::OrgId,
-};
+use super::pool::{self, DbPool, PooledConn};
+use crate::{error::Result, ids::OrgId};
 
 /// Which rows a transaction may see.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +28,7 @@ where
     F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send,
     R: Send,
 {
-    let mut conn = pool::get(db).await?;
-    scoped_tx(&mut conn, Scope::Org(org), f).await
+    scoped_tx(pool::get(db).await?, Scope::Org(org), f).await
 }
 
 /// Runs `f` in a transaction that sees every org's rows. Use only where the work is
@@ -43,46 +38,75 @@ where
     F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send,
     R: Send,
 {
-    let mut conn = pool::get(db).await?;
-    scoped_tx(&mut conn, Scope::System, f).await
+    scoped_tx(pool::get(db).await?, Scope::System, f).await
 }
 
-/// Runs `f` inside a transaction on an existing connection with the given scope set first.
-pub async fn scoped_tx<R, F>(conn: &mut AsyncPgConnection, scope: Scope, f: F) -> Result<R>
+/// Opens the transaction and sets its scope in one round trip, runs `f`, commits. If the
+/// future is dropped half-way (a client went away) or the end of the transaction fails,
+/// the connection is taken out of the pool and closed — Postgres then rolls back — so no
+/// later user can ever run inside this transaction or its scope.
+async fn scoped_tx<R, F>(conn: PooledConn, scope: Scope, f: F) -> Result<R>
 where
     F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send,
     R: Send,
 {
-    type Tm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
-    Tm::begin_transaction(conn).await?;
-    let outcome = match set_scope(conn, scope).await {
-        Ok(()) => f(conn).await,
-        Err(e) => Err(e),
+    let mut guard = TxGuard {
+        conn: Some(conn),
+        ended: false,
     };
-    match outcome {
-        Ok(value) => {
-            Tm::commit_transaction(conn).await?;
-            Ok(value)
-        }
-        Err(e) => {
-            if let Err(rollback) = Tm::rollback_transaction(conn).await {
-                tracing::warn!(error = %rollback, "rollback failed after: {e}");
+    let conn: &mut AsyncPgConnection = guard.conn.as_mut().expect("connection present");
+    conn.batch_execute(&begin_sql(scope)).await?;
+    let outcome = f(conn).await;
+    let end = if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    conn.batch_execute(end).await?;
+    guard.ended = true;
+    outcome
+}
+
+/// `BEGIN` plus the scope setting. The value is a UUID we formatted (or a constant), so
+/// it is safe to inline; one simple-protocol round trip instead of two.
+fn begin_sql(scope: Scope) -> String {
+    match scope {
+        Scope::Org(org) => format!(
+            "BEGIN; SELECT set_config('anchorage.org_id', '{}', true)",
+            org.uuid().hyphenated()
+        ),
+        Scope::System => "BEGIN; SELECT set_config('anchorage.system', 'on', true)".to_string(),
+    }
+}
+
+/// Returns the connection to the pool only if its transaction ended cleanly.
+struct TxGuard {
+    conn: Option<PooledConn>,
+    ended: bool,
+}
+
+impl Drop for TxGuard {
+    fn drop(&mut self) {
+        if !self.ended {
+            if let Some(conn) = self.conn.take() {
+                // Detached from the pool and dropped: the socket closes, Postgres rolls back.
+                drop(deadpool::managed::Object::take(conn));
+                tracing::debug!("closed a connection whose transaction did not end cleanly");
             }
-            Err(e)
         }
     }
 }
 
-async fn set_scope(conn: &mut AsyncPgConnection, scope: Scope) -> Result<()> {
-    let (name, value) = match scope {
-        Scope::Org(org) => ("anchorage.org_id", org.uuid().to_string()),
-        Scope::System => ("anchorage.system", "on".to_string()),
-    };
-    diesel::sql_query("SELECT set_config($1, $2, true)")
-        .bind::<Text, _>(name)
-        .bind::<Text, _>(value)
-        .execute(conn)
-        .await
-        .map_err(Error::from)?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scope_is_set_in_the_same_round_trip_as_begin() {
+        let org = OrgId::new();
+        let sql = begin_sql(Scope::Org(org));
+        assert!(sql.starts_with("BEGIN; SELECT set_config('anchorage.org_id', '"));
+        assert!(sql.contains(&org.uuid().to_string()));
+        assert!(begin_sql(Scope::System).contains("'anchorage.system', 'on'"));
+    }
 }

@@ -12,7 +12,7 @@ use crate::{
     db::org_tx,
     error::{Error, Result},
     ids::{OrgId, RequestId},
-    placements::{lifecycle, status},
+    placements::lifecycle,
     state::AppState,
 };
 
@@ -30,23 +30,19 @@ fn delegates_for_new_pin(state: &AppState) -> Result<Vec<String>> {
 
 /// `POST /pins`: the request, its reference on the CID and (when the CID is not held or
 /// wanted yet) a placement on this node, in one transaction; the pin job after commit.
+/// Locks are taken refcount row → placements → pin rows, as on every write path.
 pub async fn add(state: &AppState, org: OrgId, spec: PinSpec) -> Result<PinStatusView> {
     let delegates = delegates_for_new_pin(state)?;
     let node = state.node.uuid();
     let (record, jobs) = org_tx(&state.db, org, |conn| {
         async move {
             let cid = spec.cid.canonical();
-            store::lock_refs(conn, &[cid]).await?;
-            lifecycle::lock(conn, &[cid]).await?;
-            let record = store::insert(conn, org, &spec).await?;
             store::add_ref(conn, cid, 1).await?;
-            store::add_origins(conn, cid, &spec.origins).await?;
-            let jobs = lifecycle::on_ref_added(conn, cid, node, None).await?;
+            let (jobs, placements) = lifecycle::on_ref_added(conn, cid, node, None).await?;
             // A CID already pinned for another request is pinned for this one at once.
-            status::refresh(conn, cid).await?;
-            let record = store::get(conn, org, record.id)
-                .await?
-                .ok_or_else(not_found)?;
+            let (status, info) = lifecycle::status_of(&placements);
+            let record = store::insert(conn, org, &spec, status, &info).await?;
+            store::add_origins(conn, cid, &spec.origins).await?;
             Ok((record, jobs))
         }
         .boxed()
@@ -96,28 +92,38 @@ pub async fn replace(
         async move {
             let old_cid = store::cid_of(conn, org, id).await?.ok_or_else(not_found)?;
             let new_cid = spec.cid.canonical().to_string();
-            store::lock_refs(conn, &[&old_cid, &new_cid]).await?;
+            let same = old_cid == new_cid;
+            // Refcount rows in a fixed order, then placements, then pin rows.
+            let mut remaining_old = 0;
+            let mut deltas = [(old_cid.as_str(), -1), (new_cid.as_str(), 1)];
+            deltas.sort_by(|a, b| a.0.cmp(b.0));
+            for (cid, delta) in deltas {
+                let n = store::add_ref(conn, cid, delta).await?;
+                if cid == old_cid {
+                    remaining_old = n;
+                }
+            }
             lifecycle::lock(conn, &[&old_cid, &new_cid]).await?;
-            store::delete(conn, org, id).await?.ok_or_else(not_found)?;
-            let old_pinned_here =
-                old_cid != new_cid && lifecycle::pinned_on(conn, &old_cid, node).await?;
-            let remaining = store::add_ref(conn, &old_cid, -1).await?;
-            let unpin_jobs = lifecycle::on_ref_dropped(conn, &old_cid, remaining).await?;
-            let record = store::insert(conn, org, &spec).await?;
-            store::add_ref(conn, &new_cid, 1).await?;
-            store::add_origins(conn, &new_cid, &spec.origins).await?;
-            let update_from = old_pinned_here.then_some(old_cid.as_str());
-            let mut jobs = lifecycle::on_ref_added(conn, &new_cid, node, update_from).await?;
+            let mut jobs = Vec::new();
+            let mut update_from = None;
+            if !same {
+                if lifecycle::pinned_on(conn, &old_cid, node).await? {
+                    update_from = Some(old_cid.as_str());
+                }
+                jobs.extend(lifecycle::on_ref_dropped(conn, &old_cid, remaining_old).await?);
+            }
+            let (pins, placements) =
+                lifecycle::on_ref_added(conn, &new_cid, node, update_from).await?;
             // With pin/update the old copy goes after the new one is pinned (the runner
             // issues those unpins); otherwise now.
-            let updating = update_from.is_some() && !jobs.is_empty();
-            if !updating {
-                jobs.extend(unpin_jobs);
+            if update_from.is_some() && !pins.is_empty() {
+                jobs.clear();
             }
-            status::refresh(conn, &new_cid).await?;
-            let record = store::get(conn, org, record.id)
-                .await?
-                .ok_or_else(not_found)?;
+            jobs.extend(pins);
+            store::delete(conn, org, id).await?.ok_or_else(not_found)?;
+            let (status, info) = lifecycle::status_of(&placements);
+            let record = store::insert(conn, org, &spec, status, &info).await?;
+            store::add_origins(conn, &new_cid, &spec.origins).await?;
             Ok((record, jobs))
         }
         .boxed()
@@ -133,11 +139,10 @@ pub async fn remove(state: &AppState, org: OrgId, id: RequestId) -> Result<()> {
     let jobs = org_tx(&state.db, org, |conn| {
         async move {
             let cid = store::cid_of(conn, org, id).await?.ok_or_else(not_found)?;
-            store::lock_refs(conn, &[&cid]).await?;
-            lifecycle::lock(conn, &[&cid]).await?;
-            store::delete(conn, org, id).await?.ok_or_else(not_found)?;
             let remaining = store::add_ref(conn, &cid, -1).await?;
-            lifecycle::on_ref_dropped(conn, &cid, remaining).await
+            let jobs = lifecycle::on_ref_dropped(conn, &cid, remaining).await?;
+            store::delete(conn, org, id).await?.ok_or_else(not_found)?;
+            Ok(jobs)
         }
         .boxed()
     })

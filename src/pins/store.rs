@@ -73,13 +73,20 @@ fn string_map(value: serde_json::Value) -> BTreeMap<String, String> {
 /// Inserts a pin request. `created` is the current millisecond, or one past the org's
 /// newest pin when that is later, so it is unique within the org and strictly increasing;
 /// a concurrent insert that takes the same millisecond makes us retry.
-pub async fn insert(conn: &mut AsyncPgConnection, org: OrgId, spec: &PinSpec) -> Result<PinRecord> {
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    spec: &PinSpec,
+    status: PinState,
+    info: &BTreeMap<String, String>,
+) -> Result<PinRecord> {
     let id = RequestId::new();
     let meta = serde_json::to_value(&spec.meta).map_err(|e| Error::Internal(e.to_string()))?;
+    let info = serde_json::to_value(info).map_err(|e| Error::Internal(e.to_string()))?;
     for _ in 0..CREATED_RETRIES {
         let row: Option<PinRow> = diesel::sql_query(
-            "INSERT INTO pins (id, org_id, cid, requested_cid, name, origins, meta, status, created) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, 'queued', \
+            "INSERT INTO pins (id, org_id, cid, requested_cid, name, origins, meta, status, info, created) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, \
                     GREATEST(date_trunc('milliseconds', clock_timestamp()), \
                              (SELECT max(created) + interval '1 millisecond' FROM pins WHERE org_id = $2)) \
              ON CONFLICT (org_id, created) DO NOTHING \
@@ -92,6 +99,8 @@ pub async fn insert(conn: &mut AsyncPgConnection, org: OrgId, spec: &PinSpec) ->
         .bind::<Nullable<Text>, _>(spec.name.as_deref())
         .bind::<Array<Text>, _>(&spec.origins)
         .bind::<Jsonb, _>(&meta)
+        .bind::<Text, _>(status.as_str())
+        .bind::<Jsonb, _>(&info)
         .get_result(conn)
         .await
         .optional()?;
@@ -395,30 +404,11 @@ pub async fn cid_of(
         .optional()?)
 }
 
-/// Locks the refcount rows of `cids` (creating them at 0), in a fixed order. Every path
-/// that changes a CID's references or placements takes this lock first, then placements,
-/// then pin rows — one order everywhere, so concurrent requests and jobs never deadlock.
-pub async fn lock_refs(conn: &mut AsyncPgConnection, cids: &[&str]) -> Result<()> {
-    let mut sorted: Vec<&str> = cids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    for cid in sorted {
-        diesel::sql_query(
-            "INSERT INTO cid_refs (cid, refcount) VALUES ($1, 0) ON CONFLICT (cid) DO NOTHING",
-        )
-        .bind::<Text, _>(cid)
-        .execute(conn)
-        .await?;
-        diesel::sql_query("SELECT 1 FROM cid_refs WHERE cid = $1 FOR UPDATE")
-            .bind::<Text, _>(cid)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// Adds `delta` to the number of live pin requests wanting `cid` (across all orgs) and
-/// returns the new count.
+/// returns the new count. The upsert locks the refcount row for the rest of the
+/// transaction: every path that changes a CID's references or placements takes this lock
+/// first, then placements, then pin rows — one order everywhere, so concurrent requests
+/// and jobs never deadlock.
 pub async fn add_ref(conn: &mut AsyncPgConnection, cid: &str, delta: i32) -> Result<i32> {
     Ok(diesel::insert_into(cid_refs::table)
         .values((cid_refs::cid.eq(cid), cid_refs::refcount.eq(delta.max(0))))

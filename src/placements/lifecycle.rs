@@ -2,11 +2,16 @@
 //! reference places the CID (or revives failed and unpinning placements); the last
 //! reference going marks them `unpinning`. Returns the jobs to push after commit.
 
+use std::collections::BTreeMap;
+
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::{store, JobKind, PlacementJob, PlacementState};
-use crate::error::Result;
+use super::{
+    store::{self, Placement},
+    JobKind, PlacementJob, PlacementState,
+};
+use crate::{error::Result, pins::model::PinState};
 
 /// Locks the placements of `cids` (after their refcount rows, before any pin row), so
 /// every writer takes locks in the same order.
@@ -20,38 +25,45 @@ pub async fn lock(conn: &mut AsyncPgConnection, cids: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// A pin request for `cid` was added (refcount already bumped).
+/// A pin request for `cid` was added (refcount already bumped, so locked). Returns the
+/// jobs to push after commit and the CID's placements as they now stand.
 pub async fn on_ref_added(
     conn: &mut AsyncPgConnection,
     cid: &str,
     node: Uuid,
     update_from: Option<&str>,
-) -> Result<Vec<PlacementJob>> {
+) -> Result<(Vec<PlacementJob>, Vec<Placement>)> {
     let placements = store::lock_all(conn, cid).await?;
     if placements.is_empty() {
         let p = store::insert_queued(conn, cid, node, update_from).await?;
-        return Ok(vec![p.job(JobKind::Pin)]);
+        return Ok((vec![p.job(JobKind::Pin)], vec![p]));
     }
     let mut jobs = Vec::new();
+    let mut now = Vec::new();
     for p in placements {
-        match p.state() {
-            // A new request gives failed placements a fresh set of attempts.
-            Some(PlacementState::Failed) => {
+        now.push(match p.state() {
+            // A new request gives failed placements a fresh set of attempts; and when the
+            // unpin has not run yet the content stays (pinning what Kubo still holds is
+            // an instant success).
+            Some(PlacementState::Failed) | Some(PlacementState::Unpinning) => {
                 let p =
                     store::transition(conn, &p, PlacementState::Queued, None, None, true).await?;
                 jobs.push(p.job(JobKind::Pin));
+                p
             }
-            // The unpin has not run yet: keep the content. Pinning what Kubo still holds
-            // is an instant success.
-            Some(PlacementState::Unpinning) => {
-                let p =
-                    store::transition(conn, &p, PlacementState::Queued, None, None, true).await?;
-                jobs.push(p.job(JobKind::Pin));
-            }
-            _ => {}
-        }
+            _ => p,
+        });
     }
-    Ok(jobs)
+    Ok((jobs, now))
+}
+
+/// The status (and `info`) a new pin of a CID with these placements shows.
+pub fn status_of(placements: &[Placement]) -> (PinState, BTreeMap<String, String>) {
+    super::status::summarize(
+        placements
+            .iter()
+            .map(|p| (p.state.as_str(), p.info.as_deref(), p.progress)),
+    )
 }
 
 /// A pin request for `cid` went away; `remaining` is the refcount after it.

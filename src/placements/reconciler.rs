@@ -13,7 +13,7 @@ use crate::{
     db::system_tx,
     error::Result,
     kubo::KuboError,
-    pins::{cid::other_forms, store::lock_refs},
+    pins::{cid::other_forms, store::add_ref},
     state::AppState,
 };
 
@@ -111,7 +111,8 @@ async fn remove_orphan(state: &AppState, cid: &str) -> Result<bool> {
     let cid = cid.to_string();
     system_tx(&state.db, |conn| {
         async move {
-            lock_refs(conn, &[&cid]).await?;
+            // Takes the refcount row lock (a no-op increment), as every writer does first.
+            add_ref(conn, &cid, 0).await?;
             let wanted = store::lock_all(conn, &cid)
                 .await?
                 .iter()

@@ -38,18 +38,16 @@ struct Row {
     progress: i64,
 }
 
-/// Recomputes the status and `info` of every pin of `cid`, across orgs. Runs in a
-/// system transaction (cluster code), after the placement change it reflects.
-pub async fn refresh(conn: &mut AsyncPgConnection, cid: &str) -> Result<()> {
-    let rows: Vec<Row> =
-        diesel::sql_query("SELECT state, info, progress FROM placements WHERE cid = $1")
-            .bind::<Text, _>(cid)
-            .load(conn)
-            .await?;
-    let states: Vec<PlacementState> = rows
-        .iter()
-        .filter_map(|r| PlacementState::parse(&r.state))
+/// The status and `info` a pin of a CID shows, given its placements as
+/// (state, failure info, progress).
+pub fn summarize<'a>(
+    placements: impl IntoIterator<Item = (&'a str, Option<&'a str>, i64)>,
+) -> (PinState, BTreeMap<String, String>) {
+    let rows: Vec<(PlacementState, Option<&str>, i64)> = placements
+        .into_iter()
+        .filter_map(|(s, i, p)| PlacementState::parse(s).map(|st| (st, i, p)))
         .collect();
+    let states: Vec<PlacementState> = rows.iter().map(|r| r.0).collect();
     let status = derive(&states);
     let wanted = states
         .iter()
@@ -65,18 +63,33 @@ pub async fn refresh(conn: &mut AsyncPgConnection, cid: &str) -> Result<()> {
         PinState::Pinning => {
             let progress = rows
                 .iter()
-                .filter(|r| r.state == "pinning")
-                .map(|r| r.progress)
+                .filter(|r| r.0 == PlacementState::Pinning)
+                .map(|r| r.2)
                 .max()
                 .unwrap_or(0);
             Some(format!("pinning: {progress} blocks fetched"))
         }
-        PinState::Failed | PinState::Queued => rows.iter().find_map(|r| r.info.clone()),
+        PinState::Failed | PinState::Queued => rows.iter().find_map(|r| r.1.map(str::to_string)),
         PinState::Pinned => None,
     };
     if let Some(d) = details {
         info.insert("status_details".to_string(), d);
     }
+    (status, info)
+}
+
+/// Recomputes the status and `info` of every pin of `cid` visible to the transaction
+/// (every org's, in a system transaction), after the placement change it reflects.
+pub async fn refresh(conn: &mut AsyncPgConnection, cid: &str) -> Result<()> {
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT state, info, progress FROM placements WHERE cid = $1")
+            .bind::<Text, _>(cid)
+            .load(conn)
+            .await?;
+    let (status, info) = summarize(
+        rows.iter()
+            .map(|r| (r.state.as_str(), r.info.as_deref(), r.progress)),
+    );
     let info = serde_json::to_value(info).unwrap_or_default();
     diesel::sql_query(
         "UPDATE pins SET status = $2, info = $3, updated_at = now() \

@@ -103,8 +103,8 @@ def main():
                 reasons.append(f"RSS {fmt(rss_mb, 0)} MB ≥ {RSS_MB:g}")
             if errors:
                 reasons.append(f"{errors} errors")
-            if rps is None:
-                reasons.append("no result")
+            if not rps:
+                reasons.append("no request completed")
             verdict = "PASS" if not reasons else "FAIL: " + "; ".join(reasons)
             if reasons:
                 failures.append(f"{r['label']}: " + "; ".join(reasons))

@@ -15,7 +15,7 @@ bench="$repo/tests/bench"
 pins=100000
 duration=20s
 connections=32
-threads=2   # wrk -t / pgbench -j: two, as the brief fixes; the box has two cores
+threads=2   # wrk -t / pgbench -j: fixed, so runs on different days compare
 extra=1     # the informational "(as server)" pgbench runs
 
 usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -285,6 +285,8 @@ measure() {
     [ -n "$line" ] || { cat "$out" >&2; die "$label: wrk printed no result (exit $rc)"; }
     field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $line"; }
     rps=$(field rps); p50=$(field p50_ms); p99=$(field p99_ms)
+    # No completed request (all slower than the run, or refused): no latency to report.
+    if [ "$(field requests)" = 0 ]; then p50=; p99=; fi
     local non2xx sock tmo
     non2xx=$(field non2xx); sock=$(field socket_errors); tmo=$(field timeouts)
     errors=$((non2xx + sock + tmo))

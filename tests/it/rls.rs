@@ -315,3 +315,71 @@ async fn the_server_role_cannot_turn_row_security_off() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_transaction_abandoned_half_way_never_reaches_the_next_user() {
+    let db = TestDb::migrated().await;
+    // One connection, so the next transaction would get the same one back.
+    let pool = anchorage::db::build_pool(
+        &db.app_dsn(),
+        &anchorage::db::PoolOptions {
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (alpha, _) = seed(&pool).await;
+
+    // A request that is dropped mid-transaction (its client went away).
+    let abandoned = org_tx(&pool, alpha, |conn| {
+        async move {
+            diesel::sql_query("UPDATE pins SET name = 'half-written'")
+                .execute(conn)
+                .await?;
+            futures_util::future::pending::<()>().await;
+            Ok(())
+        }
+        .boxed()
+    });
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), abandoned)
+            .await
+            .is_err()
+    );
+
+    // The next user sees neither its write nor its scope.
+    let mut conn = pool::get(&pool).await.unwrap();
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    let s: Setting =
+        diesel::sql_query("SELECT COALESCE(current_setting('anchorage.org_id', true), '') AS v")
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(s.v, "", "no org scope leaks to the next user");
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM pins").await,
+        0,
+        "and no rows are visible"
+    );
+    drop(conn);
+    system_tx(&pool, |conn| {
+        async move {
+            assert_eq!(
+                count(
+                    conn,
+                    "SELECT count(*) AS n FROM pins WHERE name = 'half-written'"
+                )
+                .await,
+                0
+            );
+            Ok(())
+        }
+        .boxed()
+    })
+    .await
+    .unwrap();
+}
