@@ -104,6 +104,34 @@ pub struct RunningServer {
     pub addr: std::net::SocketAddr,
     pub handle: ServerHandle,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Tells the job workers to stop taking jobs.
+    stop_jobs: tokio::sync::watch::Sender<bool>,
+    workers: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops everything at once, without waiting (tests).
+    pub fn abort(&mut self) {
+        let _ = self.stop_jobs.send(true);
+        if let Some(workers) = self.workers.take() {
+            workers.abort();
+        }
+        self.task.abort();
+    }
+
+    /// Stops taking jobs and waits up to `within` for the ones in flight; a pin still
+    /// running after that is picked up again by the sweeper after the next start.
+    pub async fn drain_jobs(&mut self, within: std::time::Duration) {
+        let _ = self.stop_jobs.send(true);
+        if let Some(workers) = self.workers.take() {
+            if tokio::time::timeout(within, workers).await.is_err() {
+                tracing::warn!(
+                    ?within,
+                    "jobs still running at shutdown; they will be re-run after restart"
+                );
+            }
+        }
+    }
 }
 
 /// What runs besides the HTTP server.
@@ -141,7 +169,8 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
     .map_err(|e| Error::io(format!("listening on {addr}"), e))?
     .run();
     let handle = server.handle();
-    let background = spawn_background(data.get_ref(), work);
+    let (stop_jobs, stop) = tokio::sync::watch::channel(false);
+    let (background, workers) = spawn_background(data.get_ref(), work, stop);
     let task = tokio::spawn(async move {
         let outcome = server.await;
         for task in background {
@@ -149,11 +178,25 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         }
         outcome
     });
-    Ok(RunningServer { addr, handle, task })
+    Ok(RunningServer {
+        addr,
+        handle,
+        task,
+        stop_jobs,
+        workers,
+    })
 }
 
-/// Starts the loops that run beside the HTTP server; aborted when it stops.
-fn spawn_background(state: &AppState, work: Work) -> Vec<tokio::task::JoinHandle<()>> {
+/// Starts the loops that run beside the HTTP server (aborted when it stops) and, with
+/// [`Work::All`], the job workers (stopped gracefully through `stop`).
+fn spawn_background(
+    state: &AppState,
+    work: Work,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
     let mut tasks = vec![
         tokio::spawn(
             state
@@ -164,29 +207,31 @@ fn spawn_background(state: &AppState, work: Work) -> Vec<tokio::task::JoinHandle
         tokio::spawn(tokens::prune_loop(state.db.clone(), DENYLIST_PRUNE)),
         tokio::spawn(counts::compact_loop(state.db.clone(), COUNTS_COMPACT)),
     ];
-    if work == Work::All {
-        let ipfs = &state.config.ipfs;
-        // Unique per process, so a restarted node never collides with its old worker row.
-        let worker_name = format!(
-            "{}-{}",
-            state.config.cluster.node_id,
-            uuid::Uuid::now_v7().simple()
-        );
-        tasks.push(tokio::spawn(state.jobs.clone().run_workers(
-            state.clone(),
-            ipfs.max_concurrent_pins as usize,
-            worker_name,
-        )));
-        tasks.push(tokio::spawn(sweeper::sweep_loop(
-            state.clone(),
-            ipfs.requeue_after / 2,
-        )));
-        tasks.push(tokio::spawn(reconciler::reconcile_loop(
-            state.clone(),
-            ipfs.reconcile_interval,
-        )));
+    if work == Work::ApiOnly {
+        return (tasks, None);
     }
-    tasks
+    let ipfs = &state.config.ipfs;
+    tasks.push(tokio::spawn(sweeper::sweep_loop(
+        state.clone(),
+        ipfs.requeue_after / 2,
+    )));
+    tasks.push(tokio::spawn(reconciler::reconcile_loop(
+        state.clone(),
+        ipfs.reconcile_interval,
+    )));
+    // Unique per process, so a restarted node never collides with its old worker row.
+    let worker_name = format!(
+        "{}-{}",
+        state.config.cluster.node_id,
+        uuid::Uuid::now_v7().simple()
+    );
+    let workers = tokio::spawn(state.jobs.clone().run_workers(
+        state.clone(),
+        ipfs.max_concurrent_pins as usize,
+        worker_name,
+        stop,
+    ));
+    (tasks, Some(workers))
 }
 
 /// Serves until SIGINT or SIGTERM, then stops accepting, drains in-flight requests
@@ -195,11 +240,13 @@ pub async fn serve_until_signal(state: AppState) -> Result<()> {
     let listen = state.config.server.listen.clone();
     let listener =
         TcpListener::bind(&listen).map_err(|e| Error::io(format!("binding {listen}"), e))?;
-    let running = start(state, listener, Work::All)?;
+    let grace = state.config.server.shutdown_timeout;
+    let mut running = start(state, listener, Work::All)?;
     tracing::info!(addr = %running.addr, "anchorage is serving");
     shutdown_signal().await;
-    tracing::info!("shutting down: draining in-flight requests");
+    tracing::info!("shutting down: draining in-flight requests and jobs");
     running.handle.stop(true).await;
+    running.drain_jobs(grace).await;
     match running.task.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::io("HTTP server", e)),

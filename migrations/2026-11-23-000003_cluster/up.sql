@@ -43,6 +43,8 @@ CREATE TABLE placements (
     info        text,
     -- A retry waits until then (exponential backoff); the sweeper leaves it alone before.
     not_before  timestamptz,
+    -- When a worker first took this placement up (dispatch latency = this - created_at).
+    first_attempt_at timestamptz,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (cid, node_id),

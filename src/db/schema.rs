@@ -125,6 +125,7 @@ diesel::table! {
         update_from -> Nullable<Text>,
         info -> Nullable<Text>,
         not_before -> Nullable<Timestamptz>,
+        first_attempt_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

@@ -73,8 +73,15 @@ impl Jobs {
         &self.queue
     }
 
-    /// Runs this node's workers until the task is aborted.
-    pub async fn run_workers(self, state: AppState, concurrency: usize, worker_name: String) {
+    /// Runs this node's workers until `stop` turns true: then they take no new job and
+    /// return once the jobs in flight have finished (the caller bounds that wait).
+    pub async fn run_workers(
+        self,
+        state: AppState,
+        concurrency: usize,
+        worker_name: String,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let backend = PostgresStorage::<PlacementJob>::new(&self.pool)
             .with_config(config(&self.queue))
             .with_pubsub()
@@ -84,8 +91,17 @@ impl Jobs {
             .data(state)
             .concurrency(concurrency)
             .build(handle);
-        if let Err(e) = worker.run().await {
-            tracing::error!(error = %e, "job worker stopped");
+        let signal = async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        match worker.run_until(signal).await {
+            Ok(()) => tracing::info!("job worker stopped"),
+            Err(e) => tracing::error!(error = %e, "job worker failed"),
         }
     }
 }

@@ -122,6 +122,11 @@ pub async fn start_attempt(conn: &mut AsyncPgConnection, p: &Placement) -> Resul
             placements::state.eq(PlacementState::Pinning.as_str()),
             placements::attempts.eq(p.attempts + 1),
             placements::progress.eq(0i64),
+            placements::first_attempt_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >(
+                "COALESCE(first_attempt_at, clock_timestamp())"
+            )),
             placements::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Placement::as_returning())

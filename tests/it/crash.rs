@@ -48,6 +48,7 @@ fn serve(
         .env("ANCHORAGE_IPFS__REQUEUE_AFTER", "3s")
         .env("ANCHORAGE_IPFS__RETRY_BASE_DELAY", "1s")
         .env("ANCHORAGE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("ANCHORAGE_SERVER__SHUTDOWN_TIMEOUT", "5s")
         .env(
             "ANCHORAGE_AUTH__API_TOKEN__SIGNING_KEYS",
             json!([{ "id": "k1", "path": key, "primary": true }]).to_string(),
@@ -205,5 +206,92 @@ async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
         listed.matches(&canonical).count(),
         1,
         "exactly one Kubo pin: {listed}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_with_a_stuck_pin_exits_within_the_shutdown_timeout() {
+    let db = TestDb::migrated().await;
+    let (origin, ours) = tokio::task::spawn_blocking(|| (KuboNode::start(), KuboNode::start()))
+        .await
+        .unwrap();
+    let cid = origin.add(random_bytes(1024 * 1024)).await;
+    let dir = TempDir::new().unwrap();
+    let key = dir.path().join("k1");
+    anchorage::auth::keys::write_new_key_file(&key).unwrap();
+    let log = dir.path().join("serve.log");
+    let port = anchorage::devstack::postgres::free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let pool = db.app_pool();
+    let org = system_tx(&pool, |conn| {
+        async move { orgs::create(conn, "acme").await }.boxed()
+    })
+    .await
+    .unwrap();
+    let tokens = TokenService::new(
+        KeySet::new(vec![SigningKey::load("k1", &key).unwrap()], Some("k1")).unwrap(),
+        "anchorage",
+        "anchorage",
+    );
+    let token = tokens
+        .mint(MintRequest {
+            sub: "usr_x".into(),
+            org: Some(org.id),
+            role: Role::Member,
+            scopes: None,
+            ttl: Duration::from_secs(600),
+        })
+        .unwrap()
+        .jwt;
+
+    let mut node = serve(&db, ours.api(), &key, port, &log);
+    wait_healthy(&base, &log).await;
+    // SAFETY: signalling a child process of this test.
+    unsafe { libc::kill(origin.node.pid() as i32, libc::SIGSTOP) };
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/pins"))
+        .bearer_auth(&token)
+        .json(&json!({"cid": cid, "origins": [origin.swarm_addr()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while placement_state(&db).await.as_deref() != Some("pinning") {
+        assert!(Instant::now() < deadline, "never started pinning");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let sent = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(node.0.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(status) = node.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(45),
+            "did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // SAFETY: as above.
+    unsafe { libc::kill(origin.node.pid() as i32, libc::SIGCONT) };
+    assert!(status.success(), "clean exit: {status}");
+    // shutdownTimeout is 5 s here: the stuck pin is given that long, no more.
+    assert!(
+        sent.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        placement_state(&db).await.as_deref(),
+        Some("pinning"),
+        "left for the sweeper"
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("draining in-flight requests and jobs"),
+        "{log_text}"
     );
 }

@@ -171,12 +171,12 @@ pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
+        if let Some(mut running) = self.running.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let handle = running.handle.clone();
                 rt.spawn(async move { handle.stop(false).await });
             }
-            running.task.abort();
+            running.abort();
         }
     }
 }
