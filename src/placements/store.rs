@@ -207,6 +207,12 @@ pub async fn stale(
                 .is_null()
                 .or(placements::not_before.lt(cutoff)),
         )
+        // An old CID kept for a replace's pin/update waits for the new pin, however long.
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "NOT (placements.state = 'unpinning' AND EXISTS (SELECT 1 FROM placements q \
+             WHERE q.update_from = placements.cid AND q.node_id = placements.node_id \
+             AND q.state IN ('queued', 'pinning')))",
+        ))
         .for_update()
         .skip_locked()
         .limit(500)

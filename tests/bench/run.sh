@@ -238,15 +238,38 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # (Parenthesised: in awk, a bare ">" among printf's arguments redirects the output.)
 pct() { awk -v d="$1" -v s="$2" -v k="$clk_tck" 'BEGIN {printf "%.0f", (s > 0 ? 100 * d / (k * s) : 0)}'; }
 
+# A run's slow queries can outlive it (the server does not cancel a query whose client
+# went away; they run to statement_timeout), so each run first waits until no query is
+# active in the database, and notes how long that took.
+settle() {
+  local start=$SECONDS n
+  while :; do
+    n=$(sql "SELECT count(*) FROM pg_stat_activity
+             WHERE backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()")
+    if ((n == 0)); then
+      settled=$((SECONDS - start))
+      return 0
+    fi
+    if ((SECONDS - start >= 120)); then
+      log "warning: $n queries still active after 120 s; measuring anyway"
+      settled="120+"
+      return 0
+    fi
+    sleep 0.5
+  done
+}
+
 results="$raw/results.tsv"
-printf 'key\tkind\tlabel\trps\tp50_ms\tp99_ms\terrors\terror_detail\tmax_rss_kb\tcpu_server\tcpu_pg\tcpu_ipfs\tcpu_client\tcpu_other\tcpu_busy\tnote\n' >"$results"
+printf 'key\tkind\tlabel\trps\tp50_ms\tp99_ms\terrors\terror_detail\terror_sample\tmax_rss_kb\tcpu_server\tcpu_pg\tcpu_ipfs\tcpu_client\tcpu_other\tcpu_busy\tnote\n' >"$results"
 
 # measure KEY KIND LABEL NOTE CMD...: runs one wrk/pgbench command in the background
 # and, while it runs, samples the server's RSS and the CPU of server/Postgres/client.
 measure() {
-  local key=$1 kind=$2 label=$3 note=$4; shift 4
+  local key=$1 kind=$2 label=$3 note=$4 settled; shift 4
   local out="$raw/$key.out" max_rss=0 rss client=0 c snap=0 t0 rc=0
   local m0 m1 s0 s1 p0 p1 i0 i1 elapsed
+  settle
+  [ "$settled" = 0 ] || note="waited ${settled}s for earlier queries to finish${note:+; $note}"
   log "$label: $kind run, $duration"
   m0=$(machine_ticks); s0=$(proc_ticks "$server_pid"); p0=$(pg_ticks); i0=$(ipfs_ticks)
   t0=$(date +%s%N)
@@ -279,7 +302,7 @@ measure() {
   # Whatever else ran meanwhile (other builds on a shared box), in the same units.
   cpu_other=$(pct $((busy - (s1 - s0) - (p1 - p0) - (i1 - i0) - client)) "$elapsed")
 
-  local rps p50 p99 errors=0 detail="" line
+  local rps p50 p99 errors=0 detail="" sample="" line
   if [ "$kind" = http ]; then
     line=$(grep '^BENCH ' "$out" || true)
     [ -n "$line" ] || { cat "$out" >&2; die "$label: wrk printed no result (exit $rc)"; }
@@ -291,23 +314,26 @@ measure() {
     non2xx=$(field non2xx); sock=$(field socket_errors); tmo=$(field timeouts)
     errors=$((non2xx + sock + tmo))
     if ((errors)); then
-      detail="status $(sed -n 's/^BENCH_CODES //p' "$out"); socket errors $sock; timeouts $tmo; e.g. $(sed -n 's/^BENCH_SAMPLE //p' "$out" | cut -c1-160)"
-      log "!!! $label: $errors errors — $detail"
+      detail=$(sed -n 's/^BENCH_CODES //p' "$out")
+      ((sock == 0)) || detail="${detail:+$detail, }$sock socket errors"
+      ((tmo == 0)) || detail="${detail:+$detail, }$tmo timeouts"
+      sample=$(sed -n 's/^BENCH_SAMPLE //p' "$out" | cut -c1-200)
+      log "!!! $label: $errors errors ($detail), e.g. $sample"
     fi
   else
     rps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
     [ -n "$rps" ] || { cat "$out" >&2; die "$label: pgbench printed no tps (exit $rc)"; }
     errors=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
     errors=${errors:-0}
-    ((rc == 0)) || { errors=$((errors + 1)); detail="pgbench exited $rc: $(grep -m1 -i error "$out" | cut -c1-160)"; }
+    ((rc == 0)) || { errors=$((errors + 1)); detail="pgbench exited $rc"; sample=$(grep -m1 -i error "$out" | cut -c1-200); }
     # Per-transaction latencies (µs, third field) from pgbench -l.
     read -r p50 p99 < <(cat "$raw/$key.log".* | awk '{print $3}' | sort -n |
       awk '{v[NR] = $1} END {if (NR) printf "%.3f %.3f\n", v[int(NR * 0.50) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000; else print "nan nan"}')
     rm -f "$raw/$key.log".*
     max_rss=""
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-    "$key" "$kind" "$label" "$rps" "$p50" "$p99" "$errors" "$detail" "$max_rss" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "$key" "$kind" "$label" "$rps" "$p50" "$p99" "$errors" "$detail" "$sample" "$max_rss" \
     "$cpu_server" "$cpu_pg" "$cpu_ipfs" "$cpu_client" "$cpu_other" "$cpu_busy" "$note" >>"$results"
 }
 

@@ -392,7 +392,10 @@ async fn replace_on_the_same_node_uses_pin_update_and_keeps_the_old_cid_until_th
     let app = TestApp::spawn_api_only(
         &db,
         ours.api(),
-        vec![("ipfs.allowPrivateOrigins".into(), json!(true))],
+        vec![
+            ("ipfs.allowPrivateOrigins".into(), json!(true)),
+            ("ipfs.requeueAfter".into(), json!("1s")),
+        ],
     )
     .await;
     let (_, token) = org_token(&app, "acme").await;
@@ -420,6 +423,18 @@ async fn replace_on_the_same_node_uses_pin_update_and_keeps_the_old_cid_until_th
         "the new placement will pin/update from the old CID"
     );
     assert_eq!(db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{old_v1}' AND state = 'unpinning'")).await, 1);
+
+    // However long the new pin takes, the sweeper leaves the old copy alone meanwhile.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let old_generation = job_for(&app, &old_v1, JobKind::Unpin).await.generation;
+    anchorage::placements::sweeper::sweep(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(
+        job_for(&app, &old_v1, JobKind::Unpin).await.generation,
+        old_generation
+    );
+    assert!(kubo_pins(&ours).await.contains(&old_v1));
 
     runner::run(&app.state, job_for(&app, &new_v1, JobKind::Pin).await)
         .await
