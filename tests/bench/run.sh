@@ -242,20 +242,21 @@ pct() { awk -v d="$1" -v s="$2" -v k="$clk_tck" 'BEGIN {printf "%.0f", (s > 0 ? 
 # went away; they run to statement_timeout), so each run first waits until no query is
 # active in the database, and notes how long that took.
 settle() {
-  local start=$SECONDS n
+  local waits=0 n
   while :; do
     n=$(sql "SELECT count(*) FROM pg_stat_activity
              WHERE backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()")
     if ((n == 0)); then
-      settled=$((SECONDS - start))
+      settled=$((waits / 2)) # whole seconds waited
       return 0
     fi
-    if ((SECONDS - start >= 120)); then
+    if ((waits >= 240)); then
       log "warning: $n queries still active after 120 s; measuring anyway"
       settled="120+"
       return 0
     fi
     sleep 0.5
+    waits=$((waits + 1))
   done
 }
 

@@ -1,6 +1,8 @@
 -- Informational: GET /v1/pins/{requestid} as the server runs it (role `anchorage`,
 -- row-level security, org-scoped transaction). See get.sql for the id scheme.
 \set i random(1, :n)
+-- (The server sends "BEGIN; SELECT set_config(...)" as one round trip; -M prepared
+-- needs two, so this slightly understates what Postgres can do for the server.)
 BEGIN;
 SELECT set_config('anchorage.org_id', :org, true);
 SELECT id, cid, requested_cid, name, origins, meta, status, info, created
