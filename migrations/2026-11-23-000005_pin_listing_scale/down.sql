@@ -10,6 +10,7 @@ DROP TRIGGER pins_search_insert ON pins;
 DROP FUNCTION pin_search_on_delete();
 DROP FUNCTION pin_search_on_insert();
 DROP TABLE pin_search;
+DROP FUNCTION anchorage_pin_terms(text, jsonb);
 DROP FUNCTION anchorage_meta_terms(jsonb);
 DROP FUNCTION anchorage_iexact_term(text);
 DROP FUNCTION anchorage_exact_term(text);

@@ -49,18 +49,22 @@ CREATE POLICY pin_search_tenant ON pin_search
     USING (org_id = anchorage_current_org() OR anchorage_is_system())
     WITH CHECK (org_id = anchorage_current_org() OR anchorage_is_system());
 
+-- Every search term of one pin.
+CREATE FUNCTION anchorage_pin_terms(name text, meta jsonb) RETURNS SETOF bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT anchorage_exact_term(name) WHERE name IS NOT NULL
+    UNION
+    SELECT anchorage_iexact_term(name) WHERE name IS NOT NULL
+    UNION
+    SELECT unnest(anchorage_name_terms(name)) WHERE name IS NOT NULL
+    UNION
+    SELECT unnest(anchorage_meta_terms(meta))
+$$;
+
 CREATE FUNCTION pin_search_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO pin_search (org_id, term, pin_id)
-    SELECT DISTINCT org_id, term, id FROM (
-        SELECT org_id, id, anchorage_exact_term(name) AS term FROM new_rows WHERE name IS NOT NULL
-        UNION ALL
-        SELECT org_id, id, anchorage_iexact_term(name) FROM new_rows WHERE name IS NOT NULL
-        UNION ALL
-        SELECT org_id, id, unnest(anchorage_name_terms(name)) FROM new_rows WHERE name IS NOT NULL
-        UNION ALL
-        SELECT org_id, id, unnest(anchorage_meta_terms(meta)) FROM new_rows
-    ) t;
+    SELECT n.org_id, t, n.id FROM new_rows n, anchorage_pin_terms(n.name, n.meta) AS t;
     RETURN NULL;
 END $$;
 
@@ -136,12 +140,4 @@ SELECT set_config('anchorage.system', 'on', true);
 INSERT INTO pin_counts (org_id, status, n)
 SELECT org_id, status, count(*) FROM pins GROUP BY org_id, status;
 INSERT INTO pin_search (org_id, term, pin_id)
-SELECT DISTINCT org_id, term, id FROM (
-    SELECT org_id, id, anchorage_exact_term(name) AS term FROM pins WHERE name IS NOT NULL
-    UNION ALL
-    SELECT org_id, id, anchorage_iexact_term(name) FROM pins WHERE name IS NOT NULL
-    UNION ALL
-    SELECT org_id, id, unnest(anchorage_name_terms(name)) FROM pins WHERE name IS NOT NULL
-    UNION ALL
-    SELECT org_id, id, unnest(anchorage_meta_terms(meta)) FROM pins
-) t;
+SELECT p.org_id, t, p.id FROM pins p, anchorage_pin_terms(p.name, p.meta) AS t;

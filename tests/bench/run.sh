@@ -3,6 +3,7 @@
 # prints a report (and writes it to $CARGO_TARGET_DIR/bench/report-<timestamp>.md).
 #
 #   bash tests/bench/run.sh [--pins N] [--duration 20s] [--connections 32] [--no-extra]
+#                           [--dispatch 5000]
 #
 # Starts a private `anchorage dev` stack (its own Postgres, IPFS node, demo org) in a
 # temp dir, loads N pins into the demo org with SQL, drives the service with wrk and the
@@ -17,6 +18,7 @@ duration=20s
 connections=32
 threads=2   # wrk -t / pgbench -j: fixed, so runs on different days compare
 extra=1     # the informational "(as server)" pgbench runs
+dispatch=5000  # pins for the dispatch-latency phase (0 skips it)
 
 usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
@@ -25,6 +27,7 @@ while (($#)); do
     --duration) duration=${2:?}; shift 2 ;;
     --connections) connections=${2:?}; shift 2 ;;
     --no-extra) extra=0; shift ;;
+    --dispatch) dispatch=${2:?}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -418,3 +421,46 @@ python3 "$bench/report.py" "$results" "$raw/meta" | tee "$report"
 echo
 log "report: $report (raw output: $raw)"
 log "wall time: $(($(date +%s) - started_at)) s"
+
+# --- 7. pin dispatch and throughput -----------------------------------------------------
+# Identity CIDs (their content is inline, so each is locally available). Dispatch latency
+# is, per placement, the time from the POST's transaction to a worker taking the job up
+# (first_attempt_at - created_at), measured on an idle queue: 200 POSTs one after another.
+# Throughput is pins completed per second for a burst of $dispatch POSTs, from the first
+# POST to the last pin.
+dispatch_phase() { # COUNT CONCURRENCY GAP_MS RUN -> prints the CID prefix of the run
+  local out
+  out=$(python3 "$bench/dispatch.py" --url "$ANCHORAGE_URL" --token "$ANCHORAGE_TOKEN" \
+    --count "$1" --concurrency "$2" --gap-ms "$3" --run "$4")
+  log "$out"
+  local prefix=${out##*prefix=}
+  local deadline=$(($(date +%s) + 900)) left
+  while :; do
+    left=$(sql "SELECT count(*) FROM placements WHERE cid LIKE '$prefix%' AND state <> 'pinned'")
+    [ "$left" -eq 0 ] && break
+    (($(date +%s) < deadline)) || die "dispatch: $left placements still not pinned after 15 minutes"
+    sleep 1
+  done
+  echo "$prefix"
+}
+if ((dispatch > 0)); then
+  log "dispatch latency: 200 pins, one at a time"
+  idle=$(dispatch_phase 200 1 20 1 | tail -n 1)
+  log "throughput: $dispatch pins at $connections connections"
+  burst=$(dispatch_phase "$dispatch" "$connections" 0 2 | tail -n 1)
+  {
+    echo
+    sql "SELECT format('Dispatch latency (idle queue, %s pins): p50 %s ms, p99 %s ms, max %s ms',
+           count(*),
+           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1),
+           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1),
+           round((max(extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1))
+         FROM placements WHERE cid LIKE '$idle%'"
+    sql "SELECT format('Throughput (%s pins posted at once): %s pins/s completed, first POST to last pin (%s s); queue wait p50 %s ms',
+           count(*),
+           round((count(*) / extract(epoch FROM max(updated_at) - min(created_at)))::numeric, 1),
+           round(extract(epoch FROM max(updated_at) - min(created_at))::numeric, 1),
+           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1))
+         FROM placements WHERE cid LIKE '$burst%'"
+  } | tee -a "$report"
+fi

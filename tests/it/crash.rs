@@ -100,20 +100,32 @@ async fn placement_state(db: &TestDb) -> Option<String> {
         .map(|r| r.state)
 }
 
-#[tokio::test]
-async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
+/// A database with an org, two Kubo nodes (an origin holding `cid`, and anchorage's),
+/// a signing key and a member token, ready for `anchorage serve` on `port`.
+struct Fixture {
+    db: TestDb,
+    origin: KuboNode,
+    ours: KuboNode,
+    cid: String,
+    key: std::path::PathBuf,
+    log: std::path::PathBuf,
+    port: u16,
+    base: String,
+    token: String,
+    _dir: TempDir,
+}
+
+async fn fixture(content_bytes: usize) -> Fixture {
     let db = TestDb::migrated().await;
     let (origin, ours) = tokio::task::spawn_blocking(|| (KuboNode::start(), KuboNode::start()))
         .await
         .unwrap();
-    let cid = origin.add(random_bytes(2 * 1024 * 1024)).await;
+    let cid = origin.add(random_bytes(content_bytes)).await;
     let dir = TempDir::new().unwrap();
     let key = dir.path().join("k1");
     anchorage::auth::keys::write_new_key_file(&key).unwrap();
     let log = dir.path().join("serve.log");
     let port = anchorage::devstack::postgres::free_port().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-
     let pool = db.app_pool();
     let org = system_tx(&pool, |conn| {
         async move { orgs::create(conn, "acme").await }.boxed()
@@ -135,46 +147,78 @@ async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
         })
         .unwrap()
         .jwt;
-    let http = reqwest::Client::new();
-
-    let mut first = serve(&db, ours.api(), &key, port, &log);
-    wait_healthy(&base, &log).await;
-    // The origin freezes: the pin starts and cannot finish.
-    // SAFETY: signalling a child process of this test.
-    unsafe { libc::kill(origin.node.pid() as i32, libc::SIGSTOP) };
-    let resp: Value = http
-        .post(format!("{base}/v1/pins"))
-        .bearer_auth(&token)
-        .json(&json!({"cid": cid, "origins": [origin.swarm_addr()]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = resp["requestid"]
-        .as_str()
-        .expect("202 with a requestid")
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while placement_state(&db).await.as_deref() != Some("pinning") {
-        assert!(Instant::now() < deadline, "never started pinning");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    Fixture {
+        db,
+        origin,
+        ours,
+        cid,
+        key,
+        log,
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+        token,
+        _dir: dir,
     }
+}
+
+impl Fixture {
+    fn serve(&self) -> Serve {
+        serve(&self.db, self.ours.api(), &self.key, self.port, &self.log)
+    }
+
+    /// Freezes (or thaws) the origin, so a pin from it cannot finish.
+    fn freeze_origin(&self, frozen: bool) {
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: signalling a child process of this test.
+        unsafe { libc::kill(self.origin.node.pid() as i32, signal) };
+    }
+
+    /// POSTs a pin of `cid` from the origin and waits until its placement is `pinning`.
+    async fn start_stuck_pin(&self) -> String {
+        let resp: Value = reqwest::Client::new()
+            .post(format!("{}/v1/pins", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"cid": self.cid, "origins": [self.origin.swarm_addr()]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = resp["requestid"]
+            .as_str()
+            .expect("202 with a requestid")
+            .to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while placement_state(&self.db).await.as_deref() != Some("pinning") {
+            assert!(Instant::now() < deadline, "never started pinning");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        id
+    }
+}
+
+#[tokio::test]
+async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
+    let f = fixture(2 * 1024 * 1024).await;
+    let mut first = f.serve();
+    wait_healthy(&f.base, &f.log).await;
+    f.freeze_origin(true);
+    let id = f.start_stuck_pin().await;
 
     // SIGKILL mid-pin; the origin thaws; the node starts again.
     first.0.kill().unwrap();
     first.0.wait().unwrap();
-    // SAFETY: as above.
-    unsafe { libc::kill(origin.node.pid() as i32, libc::SIGCONT) };
-    let _second = serve(&db, ours.api(), &key, port, &log);
-    wait_healthy(&base, &log).await;
+    f.freeze_origin(false);
+    let _second = f.serve();
+    wait_healthy(&f.base, &f.log).await;
 
+    let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let got: Value = http
-            .get(format!("{base}/v1/pins/{id}"))
-            .bearer_auth(&token)
+            .get(format!("{}/v1/pins/{id}", f.base))
+            .bearer_auth(&f.token)
             .send()
             .await
             .unwrap()
@@ -187,18 +231,19 @@ async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
         assert!(
             Instant::now() < deadline,
             "not pinned after restart: {got}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            std::fs::read_to_string(&f.log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(placement_state(&db).await.as_deref(), Some("pinned"));
-    let listed = ours
+    assert_eq!(placement_state(&f.db).await.as_deref(), Some("pinned"));
+    let listed = f
+        .ours
         .rpc("pin/ls", &[("type", "recursive"), ("stream", "true")])
         .await
         .text()
         .await
         .unwrap();
-    let canonical = anchorage::pins::cid::Cid::parse(&cid)
+    let canonical = anchorage::pins::cid::Cid::parse(&f.cid)
         .unwrap()
         .canonical()
         .to_string();
@@ -211,56 +256,11 @@ async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
 
 #[tokio::test]
 async fn sigterm_with_a_stuck_pin_exits_within_the_shutdown_timeout() {
-    let db = TestDb::migrated().await;
-    let (origin, ours) = tokio::task::spawn_blocking(|| (KuboNode::start(), KuboNode::start()))
-        .await
-        .unwrap();
-    let cid = origin.add(random_bytes(1024 * 1024)).await;
-    let dir = TempDir::new().unwrap();
-    let key = dir.path().join("k1");
-    anchorage::auth::keys::write_new_key_file(&key).unwrap();
-    let log = dir.path().join("serve.log");
-    let port = anchorage::devstack::postgres::free_port().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let pool = db.app_pool();
-    let org = system_tx(&pool, |conn| {
-        async move { orgs::create(conn, "acme").await }.boxed()
-    })
-    .await
-    .unwrap();
-    let tokens = TokenService::new(
-        KeySet::new(vec![SigningKey::load("k1", &key).unwrap()], Some("k1")).unwrap(),
-        "anchorage",
-        "anchorage",
-    );
-    let token = tokens
-        .mint(MintRequest {
-            sub: "usr_x".into(),
-            org: Some(org.id),
-            role: Role::Member,
-            scopes: None,
-            ttl: Duration::from_secs(600),
-        })
-        .unwrap()
-        .jwt;
-
-    let mut node = serve(&db, ours.api(), &key, port, &log);
-    wait_healthy(&base, &log).await;
-    // SAFETY: signalling a child process of this test.
-    unsafe { libc::kill(origin.node.pid() as i32, libc::SIGSTOP) };
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/v1/pins"))
-        .bearer_auth(&token)
-        .json(&json!({"cid": cid, "origins": [origin.swarm_addr()]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while placement_state(&db).await.as_deref() != Some("pinning") {
-        assert!(Instant::now() < deadline, "never started pinning");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let f = fixture(1024 * 1024).await;
+    let mut node = f.serve();
+    wait_healthy(&f.base, &f.log).await;
+    f.freeze_origin(true);
+    f.start_stuck_pin().await;
 
     let sent = Instant::now();
     // SAFETY: signalling our own child.
@@ -275,8 +275,7 @@ async fn sigterm_with_a_stuck_pin_exits_within_the_shutdown_timeout() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // SAFETY: as above.
-    unsafe { libc::kill(origin.node.pid() as i32, libc::SIGCONT) };
+    f.freeze_origin(false);
     assert!(status.success(), "clean exit: {status}");
     // shutdownTimeout is 5 s here: the stuck pin is given that long, no more.
     assert!(
@@ -285,11 +284,11 @@ async fn sigterm_with_a_stuck_pin_exits_within_the_shutdown_timeout() {
         sent.elapsed()
     );
     assert_eq!(
-        placement_state(&db).await.as_deref(),
+        placement_state(&f.db).await.as_deref(),
         Some("pinning"),
         "left for the sweeper"
     );
-    let log_text = std::fs::read_to_string(&log).unwrap();
+    let log_text = std::fs::read_to_string(&f.log).unwrap();
     assert!(
         log_text.contains("draining in-flight requests and jobs"),
         "{log_text}"
