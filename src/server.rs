@@ -121,15 +121,19 @@ impl RunningServer {
 
     /// Stops taking jobs and waits up to `within` for the ones in flight; a pin still
     /// running after that is picked up again by the sweeper after the next start.
-    pub async fn drain_jobs(&mut self, within: std::time::Duration) {
+    pub async fn drain_jobs(&mut self, jobs: &crate::jobs::Jobs, within: std::time::Duration) {
         let _ = self.stop_jobs.send(true);
-        if let Some(workers) = self.workers.take() {
-            if tokio::time::timeout(within, workers).await.is_err() {
-                tracing::warn!(
-                    ?within,
-                    "jobs still running at shutdown; they will be re-run after restart"
-                );
+        let drained = async {
+            if let Some(workers) = self.workers.take() {
+                let _ = workers.await;
             }
+            jobs.wait_idle().await;
+        };
+        if tokio::time::timeout(within, drained).await.is_err() {
+            tracing::warn!(
+                ?within,
+                "jobs still running at shutdown; they will be re-run after restart"
+            );
         }
     }
 }
@@ -241,12 +245,13 @@ pub async fn serve_until_signal(state: AppState) -> Result<()> {
     let listener =
         TcpListener::bind(&listen).map_err(|e| Error::io(format!("binding {listen}"), e))?;
     let grace = state.config.server.shutdown_timeout;
+    let jobs = state.jobs.clone();
     let mut running = start(state, listener, Work::All)?;
     tracing::info!(addr = %running.addr, "anchorage is serving");
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests and jobs");
     running.handle.stop(true).await;
-    running.drain_jobs(grace).await;
+    running.drain_jobs(&jobs, grace).await;
     match running.task.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::io("HTTP server", e)),

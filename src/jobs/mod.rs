@@ -2,7 +2,15 @@
 //! take work for its own Kubo. Jobs are nudges — the placement row is the truth — so a
 //! failed push is logged and left to the requeue sweeper.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use tokio::sync::Notify;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PgPool, PostgresStorage};
@@ -27,6 +35,31 @@ pub struct Jobs {
     storage: PostgresStorage<PlacementJob>,
     pool: PgPool,
     queue: String,
+    in_flight: InFlight,
+}
+
+/// Jobs running on this node right now, so shutdown can wait for them.
+#[derive(Clone, Default)]
+struct InFlight {
+    count: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+}
+
+struct InFlightGuard(InFlight);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Jobs {
@@ -40,6 +73,7 @@ impl Jobs {
             storage,
             pool,
             queue,
+            in_flight: InFlight::default(),
         })
     }
 
@@ -65,6 +99,17 @@ impl Jobs {
     pub async fn enqueue_all(&self, jobs: &[PlacementJob]) {
         for job in jobs {
             self.enqueue(job, None).await;
+        }
+    }
+
+    /// Waits until no job is running on this node.
+    pub async fn wait_idle(&self) {
+        loop {
+            let idle = self.in_flight.idle.notified();
+            if self.in_flight.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
         }
     }
 
@@ -119,6 +164,7 @@ pub fn queue_name(node: NodeId) -> String {
 }
 
 async fn handle(job: PlacementJob, state: Data<AppState>) -> std::result::Result<(), BoxDynError> {
+    let _running = state.jobs.in_flight.enter();
     if let Err(e) = runner::run(&state, job.clone()).await {
         // The placement stays as it was; the sweeper gives it a new job later.
         tracing::warn!(error = %e, cid = %job.cid, "placement job failed");
