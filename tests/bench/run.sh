@@ -444,6 +444,9 @@ dispatch_phase() { # COUNT CONCURRENCY GAP_MS RUN -> prints the CID prefix of th
   echo "$prefix"
 }
 if ((dispatch > 0)); then
+  # The POST run above leaves pin jobs behind; measure only once they are done.
+  log "waiting for the POST run's pin jobs to finish"
+  until [ "$(sql "SELECT count(*) FROM placements WHERE state IN ('queued', 'pinning')")" -eq 0 ]; do sleep 1; done
   log "dispatch latency: 200 pins, one at a time"
   idle=$(dispatch_phase 200 1 20 1 | tail -n 1)
   log "throughput: $dispatch pins at $connections connections"
