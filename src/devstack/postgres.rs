@@ -21,7 +21,6 @@ use crate::error::{Error, Result};
 pub struct PgCluster {
     pub data_dir: PathBuf,
     pub port: u16,
-    bin_dir: PathBuf,
     /// Whether this process started it (and so should stop it).
     pub started_here: bool,
 }
@@ -49,7 +48,6 @@ impl PgCluster {
             return Ok(Self {
                 data_dir: data_dir.to_path_buf(),
                 port,
-                bin_dir,
                 started_here: false,
             });
         }
@@ -70,7 +68,6 @@ impl PgCluster {
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             port,
-            bin_dir,
             started_here: true,
         })
     }
@@ -83,11 +80,6 @@ impl PgCluster {
     /// Stops the cluster (fast shutdown: open sessions are cut) and waits for it.
     pub fn stop(&self) -> Result<()> {
         stop_dir(&self.data_dir)
-    }
-
-    /// Where the server binaries were found.
-    pub fn bin_dir(&self) -> &Path {
-        &self.bin_dir
     }
 }
 

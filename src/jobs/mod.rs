@@ -113,11 +113,6 @@ impl Jobs {
         }
     }
 
-    /// The queue this node's workers serve.
-    pub fn queue(&self) -> &str {
-        &self.queue
-    }
-
     /// Runs this node's workers until `stop` turns true: then they take no new job and
     /// return once the jobs in flight have finished (the caller bounds that wait).
     pub async fn run_workers(

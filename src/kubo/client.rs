@@ -65,11 +65,6 @@ impl KuboClient {
         self
     }
 
-    /// The RPC endpoint this client talks to.
-    pub fn endpoint(&self) -> &str {
-        &self.base
-    }
-
     fn url(&self, path: &str) -> String {
         format!("{}/api/v0/{path}", self.base)
     }
@@ -296,8 +291,6 @@ impl Kubo for KuboClient {
 fn transport(path: &str, e: reqwest::Error) -> KuboError {
     if e.is_timeout() {
         KuboError::Timeout(format!("{path}: {e}"))
-    } else if e.is_decode() || e.is_body() && !e.is_connect() {
-        KuboError::Unreachable(format!("{path}: connection broke: {e}"))
     } else {
         KuboError::Unreachable(format!("{path}: {e}"))
     }
