@@ -215,6 +215,12 @@ fn spawn_background(
         return (tasks, None);
     }
     let ipfs = &state.config.ipfs;
+    tasks.push(tokio::spawn(
+        state
+            .jobs
+            .clone()
+            .prune_loop(state.db.clone(), DENYLIST_PRUNE),
+    ));
     tasks.push(tokio::spawn(sweeper::sweep_loop(
         state.clone(),
         ipfs.requeue_after / 2,

@@ -16,6 +16,7 @@ use apalis::prelude::*;
 use apalis_postgres::{Config, PgPool, PostgresStorage};
 
 use crate::{
+    db::{pool, DbPool},
     error::{Error, Result},
     ids::NodeId,
     placements::{runner, PlacementJob},
@@ -99,6 +100,34 @@ impl Jobs {
     pub async fn enqueue_all(&self, jobs: &[PlacementJob]) {
         for job in jobs {
             self.enqueue(job, None).await;
+        }
+    }
+
+    /// Deletes this node's finished jobs older than `older_than` (apalis keeps them
+    /// forever); returns how many. Placement generations never repeat, so no idempotency
+    /// key is ever needed again.
+    pub async fn prune_done(&self, db: &DbPool, older_than: Duration) -> Result<usize> {
+        use diesel_async::RunQueryDsl;
+        let mut conn = pool::get(db).await?;
+        Ok(diesel::sql_query(
+            "DELETE FROM apalis.jobs WHERE job_type = $1 AND status = 'Done' \
+             AND done_at < now() - make_interval(secs => $2)",
+        )
+        .bind::<diesel::sql_types::Text, _>(&self.queue)
+        .bind::<diesel::sql_types::Double, _>(older_than.as_secs_f64())
+        .execute(&mut conn)
+        .await?)
+    }
+
+    /// Prunes finished jobs older than a day, every `every`, until aborted.
+    pub async fn prune_loop(self, db: DbPool, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            match self.prune_done(&db, Duration::from_secs(24 * 3600)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "pruned finished jobs"),
+                Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed; will retry"),
+            }
         }
     }
 
