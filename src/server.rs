@@ -47,10 +47,8 @@ pub async fn build_state(config: Config) -> Result<AppState> {
             None
         }
     };
-    if identity.is_some() {
-        if let Err(e) = delegates.refresh(kubo.as_ref()).await {
-            tracing::warn!(error = %e, "could not read this node's addresses from Kubo");
-        }
+    if let Some(id) = &identity {
+        delegates.learn(id);
     }
     let (peer_id, addrs) = match identity {
         Some(id) => (Some(id.id), id.addresses),

@@ -13,7 +13,7 @@ use multiaddr::{Multiaddr, Protocol};
 
 use crate::{
     error::{Error, Result},
-    kubo::Kubo,
+    kubo::{Kubo, KuboIdentity},
 };
 
 /// The most delegates a PinStatus may carry (the spec's `maxItems`).
@@ -64,12 +64,16 @@ impl Delegates {
 
     /// Asks Kubo for its identity and stores the addresses it announces.
     pub async fn refresh(&self, kubo: &dyn Kubo) -> Result<()> {
-        let id = kubo.id().await?;
+        self.learn(&kubo.id().await?);
+        Ok(())
+    }
+
+    /// Stores the addresses an `id` answer announces.
+    pub fn learn(&self, id: &KuboIdentity) {
         let addrs = from_announced(&id.id, &id.addresses, self.public_only);
         if let Ok(mut slot) = self.discovered.write() {
             *slot = addrs;
         }
-        Ok(())
     }
 
     /// Refreshes every `every` until the task is aborted; failures keep the last list.

@@ -1,9 +1,6 @@
 //! The `anchorage` binary's offline and database admin commands, run as a user would.
 
-use std::{
-    path::Path,
-    process::{Command, Output},
-};
+use std::{path::Path, process::Output};
 
 use anchorage::auth::{
     keys::{KeySet, SigningKey},
@@ -16,12 +13,7 @@ use crate::harness::TestDb;
 
 /// Runs the binary with a clean ANCHORAGE_* environment plus `env`.
 fn anchorage(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anchorage"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ANCHORAGE_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = crate::harness::bin::anchorage();
     cmd.env("RUST_LOG", "warn");
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())));

@@ -3,7 +3,7 @@
 //! job, and stale duplicates do nothing.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
@@ -34,12 +34,7 @@ fn serve(
     port: u16,
     log: &std::path::Path,
 ) -> Serve {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anchorage"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ANCHORAGE_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = crate::harness::bin::anchorage();
     let child = cmd
         .arg("serve")
         .env("ANCHORAGE_POSTGRES__DSN", db.app_dsn())

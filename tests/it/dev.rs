@@ -7,7 +7,7 @@ use std::{
     fs,
     os::unix::fs::PermissionsExt,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
@@ -35,12 +35,7 @@ impl Drop for DevProcess {
 }
 
 fn start_dev(data_dir: &Path, port: u16) -> DevProcess {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anchorage"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ANCHORAGE_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = crate::harness::bin::anchorage();
     cmd.args(["dev", "--data-dir"])
         .arg(data_dir)
         .env("ANCHORAGE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -158,7 +153,7 @@ async fn dev_from_nothing_serves_and_restarts_on_the_same_data_dir() {
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 
     // `--config DATA_DIR/anchorage.yaml admin …` acts on the same stack.
-    let out = Command::new(env!("CARGO_BIN_EXE_anchorage"))
+    let out = crate::harness::bin::anchorage()
         .arg("--config")
         .arg(data_dir.join("anchorage.yaml"))
         .args(["admin", "org", "list"])

@@ -1,7 +1,5 @@
 //! Token lifecycle over `/v1/tokens`, and the CLI's revoke and prune.
 
-use std::process::Command;
-
 use anchorage::auth::{Role, Scope};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -214,12 +212,7 @@ async fn members_see_and_revoke_only_their_own_tokens() {
 
 fn anchorage_cli(app: &TestApp, db: &TestDb, args: &[&str]) -> std::process::Output {
     let key = &app.state.config.auth.api_token.signing_keys[0];
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anchorage"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ANCHORAGE_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = crate::harness::bin::anchorage();
     cmd.env("ANCHORAGE_POSTGRES__DSN", db.app_dsn())
         .env(
             "ANCHORAGE_AUTH__API_TOKEN__SIGNING_KEYS",

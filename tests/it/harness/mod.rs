@@ -1,6 +1,7 @@
 //! Shared test fixtures.
 
 pub mod app;
+pub mod bin;
 pub mod fake_kubo;
 pub mod kubo;
 pub mod pg;
