@@ -5,7 +5,8 @@ pub mod functions;
 pub mod migrate;
 pub mod pool;
 pub mod schema;
+pub mod sql;
 pub mod tenant;
 
 pub use pool::{build_pool, DbPool, PoolOptions};
-pub use tenant::{org_tx, system_tx, Scope};
+pub use tenant::{org_read, org_tx, system_tx, Scope};

@@ -7,10 +7,13 @@
 //! sysadmin views). Both settings are `SET LOCAL`-scoped, so nothing leaks to the next
 //! user of a pooled connection.
 
-use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::future::BoxFuture;
 
-use super::pool::{self, DbPool, PooledConn};
+use super::{
+    pool::{self, DbPool, PooledConn},
+    sql::{Bind, Statement},
+};
 use crate::{error::Result, ids::OrgId};
 
 /// Which rows a transaction may see.
@@ -39,6 +42,52 @@ where
     R: Send,
 {
     scoped_tx(pool::get(db).await?, Scope::System, f).await
+}
+
+/// Runs the reads of `f` in a transaction scoped to `org`, pipelined: `BEGIN` and the
+/// scope, `f`'s statements and `COMMIT` go to Postgres back to back, so the whole read
+/// costs one round trip instead of three or more.
+///
+/// `f` must send every statement on its first poll — build the query futures and join
+/// them (`try_join!`), never await one before starting the next — because `COMMIT` is
+/// queued right behind them. A statement sent after `COMMIT` would run outside the
+/// transaction, where row-level security shows no tenant rows at all: a mistake here
+/// loses rows, it cannot show another org's.
+pub async fn org_read<R, F>(db: &DbPool, org: OrgId, f: F) -> Result<R>
+where
+    F: for<'c> FnOnce(&'c AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send,
+    R: Send,
+{
+    let mut guard = TxGuard {
+        conn: Some(pool::get(db).await?),
+        ended: false,
+    };
+    let conn: &AsyncPgConnection = guard.conn.as_ref().expect("connection present");
+    let mut begin = Statement::new();
+    begin.sql("BEGIN READ ONLY");
+    let mut scope = Statement::new();
+    scope
+        .sql("SELECT set_config('anchorage.org_id', ")
+        .bind(Bind::Text(org.uuid().hyphenated().to_string()))
+        .sql(", true)");
+    let mut commit = Statement::new();
+    commit.sql("COMMIT");
+    // Every statement is a prepared one, sent in the order the statements take diesel's
+    // statement-cache lock (a fair, FIFO lock), which is the order try_join first polls
+    // them in — even when a statement must be parsed first on a fresh connection.
+    let ((), outcome, ()) = futures_util::try_join!(
+        async {
+            futures_util::try_join!(begin.execute(&mut &*conn), scope.execute(&mut &*conn))?;
+            Ok(())
+        },
+        f(conn),
+        async {
+            commit.execute(&mut &*conn).await?;
+            Ok(())
+        },
+    )?;
+    guard.ended = true;
+    Ok(outcome)
 }
 
 /// Opens the transaction and sets its scope in one round trip, runs `f`, commits. If the

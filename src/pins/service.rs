@@ -9,7 +9,7 @@ use super::{
     store,
 };
 use crate::{
-    db::org_tx,
+    db::{org_read, org_tx},
     error::{Error, Result},
     ids::{OrgId, RequestId},
     placements::lifecycle,
@@ -54,7 +54,7 @@ pub async fn add(state: &AppState, org: OrgId, spec: PinSpec) -> Result<PinStatu
 
 /// `GET /pins/{requestid}`: another org's request is as absent as a missing one.
 pub async fn get(state: &AppState, org: OrgId, id: RequestId) -> Result<PinStatusView> {
-    let record = org_tx(&state.db, org, |conn| store::get(conn, org, id).boxed())
+    let record = org_read(&state.db, org, |conn| store::get(conn, org, id).boxed())
         .await?
         .ok_or_else(not_found)?;
     Ok(PinStatusView::new(record, state.delegates.current()))
@@ -62,7 +62,7 @@ pub async fn get(state: &AppState, org: OrgId, id: RequestId) -> Result<PinStatu
 
 /// `GET /pins`.
 pub async fn list(state: &AppState, org: OrgId, query: ListQuery) -> Result<PinResults> {
-    let (count, records) = org_tx(&state.db, org, |conn| {
+    let (count, records) = org_read(&state.db, org, |conn| {
         async move { store::list(conn, org, &query).await }.boxed()
     })
     .await?;

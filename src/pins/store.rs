@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use diesel::{
-    pg::Pg,
     prelude::*,
-    sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+    sql_types::{BigInt, Text},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -18,7 +17,10 @@ use super::{
     model::{PinRecord, PinSpec, PinState},
 };
 use crate::{
-    db::schema::{cid_origins, cid_refs, pins},
+    db::{
+        schema::{cid_origins, cid_refs, pins},
+        sql::{Bind, Statement},
+    },
     error::{Error, Result},
     ids::{OrgId, RequestId},
 };
@@ -84,26 +86,35 @@ pub async fn insert(
     let meta = serde_json::to_value(&spec.meta).map_err(|e| Error::Internal(e.to_string()))?;
     let info = serde_json::to_value(info).map_err(|e| Error::Internal(e.to_string()))?;
     for _ in 0..CREATED_RETRIES {
-        let row: Option<PinRow> = diesel::sql_query(
-            "INSERT INTO pins (id, org_id, cid, requested_cid, name, origins, meta, status, info, created) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                    GREATEST(date_trunc('milliseconds', clock_timestamp()), \
-                             (SELECT max(created) + interval '1 millisecond' FROM pins WHERE org_id = $2)) \
-             ON CONFLICT (org_id, created) DO NOTHING \
-             RETURNING id, cid, requested_cid, name, origins, meta, status, info, created",
-        )
-        .bind::<SqlUuid, _>(id.uuid())
-        .bind::<SqlUuid, _>(org.uuid())
-        .bind::<Text, _>(spec.cid.canonical())
-        .bind::<Text, _>(spec.cid.given())
-        .bind::<Nullable<Text>, _>(spec.name.as_deref())
-        .bind::<Array<Text>, _>(&spec.origins)
-        .bind::<Jsonb, _>(&meta)
-        .bind::<Text, _>(status.as_str())
-        .bind::<Jsonb, _>(&info)
-        .get_result(conn)
-        .await
-        .optional()?;
+        let mut st = Statement::new();
+        st.sql("INSERT INTO pins (id, org_id, cid, requested_cid, name, origins, meta, status, info, created) SELECT ")
+            .bind(Bind::Uuid(id.uuid()))
+            .sql(", ")
+            .bind(Bind::Uuid(org.uuid()))
+            .sql(", ")
+            .bind(Bind::Text(spec.cid.canonical().to_string()))
+            .sql(", ")
+            .bind(Bind::Text(spec.cid.given().to_string()))
+            .sql(", ")
+            .bind(Bind::OptText(spec.name.clone()))
+            .sql(", ")
+            .bind(Bind::Texts(spec.origins.clone()))
+            .sql(", ")
+            .bind(Bind::Json(meta.clone()))
+            .sql(", ")
+            .bind(Bind::Text(status.as_str().to_string()))
+            .sql(", ")
+            .bind(Bind::Json(info.clone()))
+            .sql(
+                ", GREATEST(date_trunc('milliseconds', clock_timestamp()), \
+                 (SELECT max(created) + interval '1 millisecond' FROM pins WHERE org_id = ",
+            )
+            .bind(Bind::Uuid(org.uuid()))
+            .sql(
+                ")) ON CONFLICT (org_id, created) DO NOTHING \
+                 RETURNING id, cid, requested_cid, name, origins, meta, status, info, created",
+            );
+        let row: Option<PinRow> = st.get_result(conn).await.optional()?;
         if let Some(row) = row {
             return row.into_record();
         }
@@ -114,16 +125,12 @@ pub async fn insert(
 }
 
 /// One pin request of `org`.
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    org: OrgId,
-    id: RequestId,
-) -> Result<Option<PinRecord>> {
+pub async fn get(conn: &AsyncPgConnection, org: OrgId, id: RequestId) -> Result<Option<PinRecord>> {
     pins::table
         .filter(pins::org_id.eq(org.uuid()))
         .filter(pins::id.eq(id.uuid()))
         .select(PinRow::as_select())
-        .first(conn)
+        .first(&mut &*conn)
         .await
         .optional()?
         .map(PinRow::into_record)
@@ -147,14 +154,20 @@ pub async fn delete(
     .optional()?)
 }
 
-/// The matching pins of `org`, newest first, and how many match in all.
+/// The matching pins of `org`, newest first, and how many match in all. Both statements
+/// are sent at once (pipelined) so a read transaction costs one round trip; see
+/// [`crate::db::org_read`].
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     org: OrgId,
     q: &ListQuery,
 ) -> Result<(i64, Vec<PinRecord>)> {
-    let count: CountRow = count_statement(org, q).query("").get_result(conn).await?;
-    let rows: Vec<PinRow> = page_statement(org, q).query("").load(conn).await?;
+    let count_st = count_statement(org, q);
+    let page_st = page_statement(org, q);
+    let (count, rows) = futures_util::try_join!(
+        count_st.get_result::<CountRow>(&mut &*conn),
+        page_st.load::<PinRow>(&mut &*conn),
+    )?;
     let records = rows
         .into_iter()
         .map(PinRow::into_record)
@@ -176,11 +189,11 @@ pub async fn explain_list(
     }
     let prefix = "EXPLAIN (FORMAT JSON) ";
     let page: Plan = page_statement(org, q)
-        .query(prefix)
+        .prefixed(prefix)
         .get_result(conn)
         .await?;
     let count: Plan = count_statement(org, q)
-        .query(prefix)
+        .prefixed(prefix)
         .get_result(conn)
         .await?;
     Ok((page.plan, count.plan))
@@ -192,148 +205,98 @@ struct CountRow {
     n: i64,
 }
 
-/// One bind parameter of a hand-built statement.
-enum Bind {
-    Uuid(Uuid),
-    Text(String),
-    Texts(Vec<String>),
-    Time(DateTime<Utc>),
-    Json(serde_json::Value),
-    Int(i64),
-}
-
-/// SQL text with `$n` placeholders and their values. Listing is built by hand so the
-/// very statement the API runs can also be EXPLAINed.
-struct Statement {
-    sql: String,
-    binds: Vec<Bind>,
-}
-
-type BoxedSql = diesel::query_builder::BoxedSqlQuery<'static, Pg, diesel::query_builder::SqlQuery>;
-
-impl Statement {
-    fn new() -> Self {
-        Self {
-            sql: String::new(),
-            binds: Vec::new(),
-        }
-    }
-
-    /// Adds a bind and returns its placeholder.
-    fn bind(&mut self, value: Bind) -> String {
-        self.binds.push(value);
-        format!("${}", self.binds.len())
-    }
-
-    fn query(self, prefix: &str) -> BoxedSql {
-        let mut query = diesel::sql_query(format!("{prefix}{}", self.sql)).into_boxed();
-        for bind in self.binds {
-            query = match bind {
-                Bind::Uuid(v) => query.bind::<SqlUuid, _>(v),
-                Bind::Text(v) => query.bind::<Text, _>(v),
-                Bind::Texts(v) => query.bind::<Array<Text>, _>(v),
-                Bind::Time(v) => query.bind::<Timestamptz, _>(v),
-                Bind::Json(v) => query.bind::<Jsonb, _>(v),
-                Bind::Int(v) => query.bind::<BigInt, _>(v),
-            };
-        }
-        query
-    }
-}
-
-/// `WHERE …` for a listing. Every condition has an index to use: (org_id, created),
-/// (org_id, status, created), (cid), and `pin_search` for names and meta. The org is
-/// always `$1`.
-fn where_clause(org: OrgId, q: &ListQuery, st: &mut Statement) -> String {
-    let mut conditions = vec![format!("org_id = {}", st.bind(Bind::Uuid(org.uuid())))];
+/// Appends the `WHERE` conditions of a listing. Every condition has an index to use:
+/// (org_id, created), (org_id, status, created), (cid), and `pin_search` for names and
+/// meta.
+fn push_filter(st: &mut Statement, org: OrgId, q: &ListQuery) {
+    st.sql("org_id = ").bind(Bind::Uuid(org.uuid()));
     if !q.cids.is_empty() {
-        conditions.push(format!(
-            "cid = ANY({})",
-            st.bind(Bind::Texts(q.cids.clone()))
-        ));
+        st.sql(" AND cid = ANY(")
+            .bind(Bind::Texts(q.cids.clone()))
+            .sql(")");
     }
     if let Some(name) = &q.name {
-        conditions.push(name_condition(name, q.name_match, st));
+        st.sql(" AND ");
+        push_name_condition(st, org, name, q.name_match);
     }
     match q.statuses.as_slice() {
         // One status: plain equality, so (org_id, status, created) yields rows in order.
-        [one] => conditions.push(format!(
-            "status = {}",
-            st.bind(Bind::Text(one.as_str().to_string()))
-        )),
-        some if some.len() < PinState::ALL.len() => conditions.push(format!(
-            "status = ANY({})",
-            st.bind(Bind::Texts(status_texts(q)))
-        )),
+        [one] => {
+            st.sql(" AND status = ")
+                .bind(Bind::Text(one.as_str().to_string()));
+        }
+        some if some.len() < PinState::ALL.len() => {
+            st.sql(" AND status = ANY(")
+                .bind(Bind::Texts(status_texts(q)))
+                .sql(")");
+        }
         _ => {}
     }
     if let Some(before) = q.before {
-        conditions.push(format!("created < {}", st.bind(Bind::Time(before))));
+        st.sql(" AND created < ").bind(Bind::Time(before));
     }
     if let Some(after) = q.after {
-        conditions.push(format!("created > {}", st.bind(Bind::Time(after))));
+        st.sql(" AND created > ").bind(Bind::Time(after));
     }
     if !q.meta.is_empty() {
-        let meta = st.bind(Bind::Json(
-            serde_json::to_value(&q.meta).unwrap_or_default(),
-        ));
-        conditions.push(format!(
-            "{} AND meta @> {meta}",
-            all_terms(&format!("anchorage_meta_terms({meta})"))
-        ));
+        let meta = Bind::Json(serde_json::to_value(&q.meta).unwrap_or_default());
+        st.sql(" AND ");
+        push_all_terms(st, org, "anchorage_meta_terms", meta.clone());
+        st.sql(" AND meta @> ").bind(meta);
     }
-    conditions.join(" AND ")
 }
 
 /// A name condition: candidates from `pin_search` by term (an index lookup even under
 /// row-level security), rechecked on the pin row.
-fn name_condition(name: &str, mode: NameMatch, st: &mut Statement) -> String {
+fn push_name_condition(st: &mut Statement, org: OrgId, name: &str, mode: NameMatch) {
+    let name_bind = || Bind::Text(name.to_string());
     match mode {
         NameMatch::Exact => {
-            let n = st.bind(Bind::Text(name.to_string()));
-            format!(
-                "{} AND name = {n}",
-                one_term(&format!("anchorage_exact_term({n})"))
-            )
+            push_one_term(st, org, "anchorage_exact_term", name_bind());
+            st.sql(" AND name = ").bind(name_bind());
         }
         NameMatch::Iexact => {
-            let n = st.bind(Bind::Text(name.to_string()));
-            format!(
-                "{} AND lower(name) = lower({n})",
-                one_term(&format!("anchorage_iexact_term({n})"))
-            )
+            push_one_term(st, org, "anchorage_iexact_term", name_bind());
+            st.sql(" AND lower(name) = lower(")
+                .bind(name_bind())
+                .sql(")");
         }
         NameMatch::Partial | NameMatch::Ipartial => {
             let op = if mode == NameMatch::Partial {
-                "LIKE"
+                " LIKE "
             } else {
-                "ILIKE"
+                " ILIKE "
             };
-            let pattern = st.bind(Bind::Text(like_pattern(name)));
-            if name.chars().count() < 3 {
-                // No 3-gram to look up: the recheck alone, over the org's pins.
-                return format!("name {op} {pattern}");
+            if name.chars().count() >= 3 {
+                push_all_terms(st, org, "anchorage_name_terms", name_bind());
+                st.sql(" AND ");
             }
-            let n = st.bind(Bind::Text(name.to_string()));
-            format!(
-                "{} AND name {op} {pattern}",
-                all_terms(&format!("anchorage_name_terms({n})"))
-            )
+            // Under 3 characters there is no 3-gram to look up: the recheck alone.
+            st.sql("name").sql(op).bind(Bind::Text(like_pattern(name)));
         }
     }
 }
 
-/// Pins having the search term `term` (SQL expression).
-fn one_term(term: &str) -> String {
-    format!("id IN (SELECT pin_id FROM pin_search WHERE org_id = $1 AND term = {term})")
+/// `id IN (pins having the search term function(value))`.
+fn push_one_term(st: &mut Statement, org: OrgId, function: &str, value: Bind) {
+    st.sql("id IN (SELECT pin_id FROM pin_search WHERE org_id = ")
+        .bind(Bind::Uuid(org.uuid()))
+        .sql(&format!(" AND term = {function}("))
+        .bind(value)
+        .sql("))");
 }
 
-/// Pins having every search term of `terms` (SQL array expression).
-fn all_terms(terms: &str) -> String {
-    format!(
-        "id IN (SELECT pin_id FROM pin_search WHERE org_id = $1 AND term = ANY({terms}) \
-         GROUP BY pin_id HAVING count(*) = cardinality({terms}))"
-    )
+/// `id IN (pins having every search term of function(value))`.
+fn push_all_terms(st: &mut Statement, org: OrgId, function: &str, value: Bind) {
+    st.sql("id IN (SELECT pin_id FROM pin_search WHERE org_id = ")
+        .bind(Bind::Uuid(org.uuid()))
+        .sql(&format!(" AND term = ANY({function}("))
+        .bind(value.clone())
+        .sql(&format!(
+            ")) GROUP BY pin_id HAVING count(*) = cardinality({function}("
+        ))
+        .bind(value)
+        .sql(")))");
 }
 
 fn status_texts(q: &ListQuery) -> Vec<String> {
@@ -344,12 +307,13 @@ fn status_texts(q: &ListQuery) -> Vec<String> {
 /// order and the keyset for `before`/`after` paging.
 fn page_statement(org: OrgId, q: &ListQuery) -> Statement {
     let mut st = Statement::new();
-    let filter = where_clause(org, q, &mut st);
-    let limit = st.bind(Bind::Int(q.limit));
-    st.sql = format!(
+    st.sql(
         "SELECT id, cid, requested_cid, name, origins, meta, status, info, created FROM pins \
-         WHERE {filter} ORDER BY created DESC LIMIT {limit}"
+         WHERE ",
     );
+    push_filter(&mut st, org, q);
+    st.sql(" ORDER BY created DESC LIMIT ")
+        .bind(Bind::Int(q.limit));
     st
 }
 
@@ -364,15 +328,14 @@ fn count_statement(org: OrgId, q: &ListQuery) -> Statement {
         && q.before.is_none()
         && q.after.is_none();
     if only_status {
-        let org_p = st.bind(Bind::Uuid(org.uuid()));
-        let statuses = st.bind(Bind::Texts(status_texts(q)));
-        st.sql = format!(
-            "SELECT COALESCE(sum(n), 0)::bigint AS n FROM pin_counts \
-             WHERE org_id = {org_p} AND status = ANY({statuses})"
-        );
+        st.sql("SELECT COALESCE(sum(n), 0)::bigint AS n FROM pin_counts WHERE org_id = ")
+            .bind(Bind::Uuid(org.uuid()))
+            .sql(" AND status = ANY(")
+            .bind(Bind::Texts(status_texts(q)))
+            .sql(")");
     } else {
-        let filter = where_clause(org, q, &mut st);
-        st.sql = format!("SELECT count(*) AS n FROM pins WHERE {filter}");
+        st.sql("SELECT count(*) AS n FROM pins WHERE ");
+        push_filter(&mut st, org, q);
     }
     st
 }

@@ -383,3 +383,77 @@ async fn a_transaction_abandoned_half_way_never_reaches_the_next_user() {
     .await
     .unwrap();
 }
+
+/// `org_read` pipelines BEGIN, the scope, the reads and COMMIT in one round trip. On one
+/// connection, alternating orgs, starting on a fresh connection (every statement is
+/// parsed on first use), each read sees exactly its own org's rows; the transaction is
+/// read-only; and the scope never outlives it.
+#[tokio::test]
+async fn pipelined_reads_see_only_their_own_org_and_leave_nothing_behind() {
+    let db = TestDb::migrated().await;
+    let pool = anchorage::db::build_pool(
+        &db.app_dsn(),
+        &anchorage::db::PoolOptions {
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (alpha, beta) = seed(&pool).await;
+    let statement = |table: &str| {
+        let mut st = anchorage::db::sql::Statement::new();
+        st.sql(&format!("SELECT count(*) AS n FROM {table}"));
+        st
+    };
+    for org in [alpha, beta, alpha, beta] {
+        let (pins, orgs, ids) = anchorage::db::org_read(&pool, org, |conn| {
+            async move {
+                let (pins, orgs, ids) = futures_util::try_join!(
+                    statement("pins").get_result::<Count>(&mut &*conn),
+                    statement("orgs").get_result::<Count>(&mut &*conn),
+                    diesel::sql_query("SELECT count(*) AS n FROM pins WHERE org_id = $1")
+                        .bind::<diesel::sql_types::Uuid, _>(org.uuid())
+                        .get_result::<Count>(&mut &*conn),
+                )?;
+                Ok((pins.n, orgs.n, ids.n))
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+        assert_eq!((pins, orgs, ids), (1, 1, 1), "{org} sees its own rows only");
+    }
+
+    let write = anchorage::db::org_read(&pool, alpha, |conn| {
+        async move {
+            diesel::sql_query("UPDATE pins SET name = 'changed'")
+                .execute(&mut &*conn)
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    })
+    .await;
+    assert!(write.is_err(), "a read transaction cannot write");
+
+    let mut conn = pool::get(&pool).await.unwrap();
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM pins").await,
+        0,
+        "no scope outlives the read"
+    );
+    drop(conn);
+    let changed = system_tx(&pool, |conn| {
+        async move {
+            Ok(count(
+                conn,
+                "SELECT count(*) AS n FROM pins WHERE name = 'changed'",
+            )
+            .await)
+        }
+        .boxed()
+    })
+    .await
+    .unwrap();
+    assert_eq!(changed, 0, "the refused write left nothing");
+}
