@@ -9,15 +9,21 @@ use apistos::app::OpenApiWrapper;
 use crate::{
     api,
     auth::{denylist::Denylist, keys::KeySet, keys::SigningKey, TokenService},
-    cluster::delegates::Delegates,
-    cluster::nodes,
+    cluster::{
+        delegates::Delegates,
+        heartbeat, invalidation,
+        leader::{self, Leadership, PgLease},
+        nodes::{self, Presence},
+        repair,
+        scheduler::LiveNodes,
+    },
     config::Config,
     db::{self, migrate, PoolOptions},
     error::{Error, Result},
     jobs::Jobs,
     kubo::{Kubo, KuboClient},
     pins::counts,
-    placements::{reconciler, sweeper},
+    placements::reconciler,
     state::AppState,
     tenancy::tokens,
 };
@@ -54,8 +60,18 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         Some(id) => (Some(id.id), id.addresses),
         None => (None, Vec::new()),
     };
-    let node = nodes::register(&db, &config.cluster.node_id, peer_id.as_deref(), &addrs).await?;
+    // Refuse to run beside another live process with the same node name.
+    let presence = Presence::claim(config.postgres.dsn.expose(), &config.cluster.node_id).await?;
+    let announced = if addrs.is_empty() {
+        Vec::new()
+    } else {
+        delegates.current()
+    };
+    let node =
+        nodes::register(&db, &config.cluster.node_id, peer_id.as_deref(), &announced).await?;
     let jobs = Jobs::connect(config.postgres.dsn.expose(), node).await?;
+    let (leadership, leadership_tx) = Leadership::new();
+    let live_nodes = LiveNodes::new(config.cluster.heartbeat * 2, config.cluster.node_ttl);
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -65,6 +81,10 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         tokens: Arc::new(tokens),
         denylist: Denylist::default(),
         delegates,
+        live_nodes,
+        leadership,
+        leadership_tx: Arc::new(leadership_tx),
+        presence: Arc::new(tokio::sync::Mutex::new(presence)),
     })
 }
 
@@ -87,9 +107,6 @@ pub fn key_set(config: &Config) -> Result<KeySet> {
     let primary = entries.iter().find(|k| k.primary).map(|k| k.id.as_str());
     KeySet::new(keys, primary)
 }
-
-/// How often this node re-reads its Kubo's announced addresses.
-const DELEGATE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How often expired denylist entries are deleted.
 const DENYLIST_PRUNE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -212,14 +229,29 @@ fn spawn_background(
     Vec<tokio::task::JoinHandle<()>>,
     Option<tokio::task::JoinHandle<()>>,
 ) {
+    let cluster = &state.config.cluster;
+    let lease = PgLease::new(
+        state.config.postgres.dsn.expose(),
+        state.db.clone(),
+        state.node,
+        cluster.lease_ttl,
+    );
     let mut tasks = vec![
-        tokio::spawn(
-            state
-                .delegates
-                .clone()
-                .refresh_loop(state.kubo.clone(), DELEGATE_REFRESH),
-        ),
-        tokio::spawn(tokens::prune_loop(state.db.clone(), DENYLIST_PRUNE)),
+        tokio::spawn(heartbeat::heartbeat_loop(state.clone(), cluster.heartbeat)),
+        tokio::spawn(leader::election_loop(
+            Box::new(lease),
+            cluster.lease_ttl / 3,
+            state.leadership_tx.clone(),
+            stop.clone(),
+        )),
+        tokio::spawn(invalidation::listen_loop(
+            state.config.postgres.dsn.expose().to_string(),
+            invalidation::Caches {
+                denylist: state.denylist.clone(),
+                live_nodes: state.live_nodes.clone(),
+            },
+        )),
+        tokio::spawn(tokens::prune_loop(state.clone(), DENYLIST_PRUNE)),
         tokio::spawn(counts::compact_loop(state.db.clone(), COUNTS_COMPACT)),
     ];
     if work == Work::ApiOnly {
@@ -232,9 +264,9 @@ fn spawn_background(
             .clone()
             .prune_loop(state.db.clone(), DENYLIST_PRUNE),
     ));
-    tasks.push(tokio::spawn(sweeper::sweep_loop(
+    tasks.push(tokio::spawn(repair::repair_loop(
         state.clone(),
-        ipfs.requeue_after / 2,
+        cluster.heartbeat,
     )));
     tasks.push(tokio::spawn(reconciler::reconcile_loop(
         state.clone(),

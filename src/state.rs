@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     auth::{denylist::Denylist, TokenService},
-    cluster::delegates::Delegates,
+    cluster::{delegates::Delegates, leader::Leadership, nodes::Presence, scheduler::LiveNodes},
     config::Config,
     db::DbPool,
     ids::NodeId,
@@ -24,4 +24,12 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub denylist: Denylist,
     pub delegates: Delegates,
+    /// Live, `active` nodes (placement and delegates), refreshed by the heartbeat.
+    pub live_nodes: LiveNodes,
+    /// Whether this node leads the cluster, with its fence.
+    pub leadership: Leadership,
+    /// Publishes leadership; the election loop owns the sending side's use.
+    pub leadership_tx: Arc<tokio::sync::watch::Sender<Option<i64>>>,
+    /// The claim on this node's name, kept by the heartbeat.
+    pub presence: Arc<tokio::sync::Mutex<Presence>>,
 }

@@ -87,4 +87,24 @@ impl Denylist {
             self.misses.load(Ordering::Relaxed),
         )
     }
+
+    /// Hits, misses and entries, as the heartbeat reports them.
+    pub fn cache_stats(&self) -> crate::cluster::nodes::CacheStats {
+        let (hits, misses) = self.stats();
+        crate::cluster::nodes::CacheStats {
+            hits,
+            misses,
+            entries: self.cache.entry_count(),
+        }
+    }
+
+    /// Forgets the verdict on `jti` (it was revoked on another node).
+    pub fn invalidate(&self, jti: Uuid) {
+        self.cache.invalidate(&jti);
+    }
+
+    /// Forgets every verdict (the invalidation feed was interrupted).
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
 }

@@ -1,5 +1,12 @@
-//! Cluster concerns: this node's registration, and what it tells clients about where to
-//! send data (delegates), refreshed from its Kubo.
+//! Cluster concerns: this node's claim and heartbeat, leader election, where replicas go
+//! and their repair, cross-node cache invalidation, and what clients are told about
+//! where to send data (delegates).
 
 pub mod delegates;
+pub mod heartbeat;
+pub mod invalidation;
+pub mod leader;
 pub mod nodes;
+pub mod presences;
+pub mod repair;
+pub mod scheduler;

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 /// The migrations compiled into this binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// Two-integer advisory lock key for migrations: ('anch', 1).
-const LOCK_KEY: (i32, i32) = (0x616e_6368, 1);
+/// Two-integer advisory lock key for migrations.
+const LOCK_KEY: (i32, i32) = super::locks::MIGRATIONS;
 
 type SyncConn = AsyncConnectionWrapper<AsyncPgConnection>;
 

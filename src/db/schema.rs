@@ -128,6 +128,7 @@ diesel::table! {
         first_attempt_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        replaced_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The job transport: apalis on Postgres, one queue per node so a node's workers only
-//! take work for its own Kubo. Jobs are nudges — the placement row is the truth — so a
+//! take work for its own Kubo; any node may push onto any node's queue. Jobs are nudges — the placement row is the truth — so a
 //! failed push is logged and left to the requeue sweeper.
 
 use std::{
@@ -36,6 +36,7 @@ pub struct Jobs {
     storage: PostgresStorage<PlacementJob>,
     pool: PgPool,
     queue: String,
+    node: uuid::Uuid,
     in_flight: InFlight,
 }
 
@@ -74,11 +75,13 @@ impl Jobs {
             storage,
             pool,
             queue,
+            node: node.uuid(),
             in_flight: InFlight::default(),
         })
     }
 
-    /// Enqueues `job` (after `delay`), at most once per placement generation.
+    /// Enqueues `job` on its node's queue (after `delay`), at most once per placement
+    /// generation.
     pub async fn enqueue(&self, job: &PlacementJob, delay: Option<Duration>) {
         let mut builder = TaskBuilder::new(job.clone())
             .idempotency_key(job.idempotency_key())
@@ -86,7 +89,12 @@ impl Jobs {
         if let Some(d) = delay {
             builder = builder.run_after(d);
         }
-        let mut storage = self.storage.clone();
+        let mut storage = if job.node == self.node {
+            self.storage.clone()
+        } else {
+            PostgresStorage::new(&self.pool)
+                .with_config(config(&queue_name(NodeId::from_uuid(job.node))))
+        };
         if let Err(e) = storage.push_task(builder.build()).await {
             let text = e.to_string();
             if text.contains("idx_jobs_idempotency_key") || text.contains("duplicate key") {

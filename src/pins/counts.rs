@@ -12,8 +12,8 @@ use crate::{
     error::Result,
 };
 
-/// Advisory lock key ('anch', 2): one compactor at a time across the cluster.
-const COMPACT_LOCK: (i32, i32) = (0x616e_6368, 2);
+/// Advisory lock key: one compactor at a time across the cluster.
+const COMPACT_LOCK: (i32, i32) = crate::db::locks::PIN_COUNTS_COMPACT;
 
 /// Folds every committed delta into one row per (org, status). Returns how many ledger
 /// rows were folded (0 when another node is compacting right now).

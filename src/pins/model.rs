@@ -212,6 +212,8 @@ pub struct PinRecord {
     pub status: PinState,
     pub info: BTreeMap<String, String>,
     pub created: DateTime<Utc>,
+    /// Nodes that hold or will hold the CID (its wanted placements), for delegates.
+    pub holders: Vec<uuid::Uuid>,
 }
 
 /// `PinStatus` as the API returns it.

@@ -3,42 +3,74 @@
 
 use futures_util::FutureExt;
 
+use uuid::Uuid;
+
 use super::{
     filter::ListQuery,
-    model::{PinResults, PinSpec, PinStatusView},
+    model::{PinRecord, PinResults, PinSpec, PinStatusView},
     store,
 };
 use crate::{
+    cluster::{delegates::MAX_DELEGATES, scheduler::LiveNode},
     db::{org_read, org_tx},
     error::{Error, Result},
     ids::{OrgId, RequestId},
-    placements::lifecycle,
+    placements::lifecycle::{self, Targets},
     state::AppState,
 };
 
 /// Where clients should send the data; refusing a new pin we could not tell them that
 /// for is more honest than accepting it with an empty (spec-invalid) list.
-fn delegates_for_new_pin(state: &AppState) -> Result<Vec<String>> {
-    let delegates = state.delegates.current();
-    if delegates.is_empty() {
+fn check_delegates_known(state: &AppState) -> Result<()> {
+    if state.delegates.current().is_empty() {
         return Err(Error::Unavailable(
             "no IPFS node address is known yet (its Kubo has not answered); retry shortly".into(),
         ));
     }
-    Ok(delegates)
+    Ok(())
+}
+
+/// The delegates of a pin: the announced addresses of the live nodes that hold or will
+/// hold its CID, else this node's own.
+fn delegates_for(state: &AppState, live: Option<&[LiveNode]>, holders: &[Uuid]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for holder in holders {
+        match live.and_then(|l| l.iter().find(|n| n.id == *holder)) {
+            Some(node) => out.extend(node.addrs.iter().cloned()),
+            None if *holder == state.node.uuid() => out.extend(state.delegates.current()),
+            None => {}
+        }
+    }
+    if out.is_empty() {
+        out = state.delegates.current();
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|a| seen.insert(a.clone()));
+    out.truncate(MAX_DELEGATES);
+    out
+}
+
+/// The response for `record`, with delegates from the cached live set.
+fn view(state: &AppState, record: PinRecord) -> PinStatusView {
+    let live = state.live_nodes.cached();
+    let delegates = delegates_for(state, live.as_deref().map(Vec::as_slice), &record.holders);
+    PinStatusView::new(record, delegates)
 }
 
 /// `POST /pins`: the request, its reference on the CID and (when the CID is not held or
-/// wanted yet) a placement on this node, in one transaction; the pin job after commit.
-/// Locks are taken refcount row → placements → pin rows, as on every write path.
+/// wanted yet) its placements on `cluster.maxReplicas` live nodes, in one transaction;
+/// the pin jobs after commit. Locks are taken refcount row → placements → pin rows, as
+/// on every write path.
 pub async fn add(state: &AppState, org: OrgId, spec: PinSpec) -> Result<PinStatusView> {
-    let delegates = delegates_for_new_pin(state)?;
-    let node = state.node.uuid();
+    check_delegates_known(state)?;
+    let st = state.clone();
     let (record, jobs) = org_tx(&state.db, org, |conn| {
         async move {
             let cid = spec.cid.canonical();
             store::add_ref(conn, cid, 1).await?;
-            let (jobs, placements) = lifecycle::on_ref_added(conn, cid, node, None).await?;
+            let live = st.live_nodes.get(conn).await?;
+            let targets = targets(&st, &live, Vec::new());
+            let (jobs, placements) = lifecycle::on_ref_added(conn, cid, &targets).await?;
             // A CID already pinned for another request is pinned for this one at once.
             let (status, info) = lifecycle::status_of(&placements);
             let record = store::insert(conn, org, &spec, status, &info).await?;
@@ -49,7 +81,16 @@ pub async fn add(state: &AppState, org: OrgId, spec: PinSpec) -> Result<PinStatu
     })
     .await?;
     state.jobs.enqueue_all(&jobs).await;
-    Ok(PinStatusView::new(record, delegates))
+    Ok(view(state, record))
+}
+
+fn targets<'a>(state: &AppState, live: &'a [LiveNode], prefer: Vec<(Uuid, String)>) -> Targets<'a> {
+    Targets {
+        live,
+        fallback: state.node.uuid(),
+        replicas: state.config.cluster.max_replicas.max(1) as usize,
+        prefer,
+    }
 }
 
 /// `GET /pins/{requestid}`: another org's request is as absent as a missing one.
@@ -57,7 +98,7 @@ pub async fn get(state: &AppState, org: OrgId, id: RequestId) -> Result<PinStatu
     let record = org_read(&state.db, org, |conn| store::get(conn, org, id).boxed())
         .await?
         .ok_or_else(not_found)?;
-    Ok(PinStatusView::new(record, state.delegates.current()))
+    Ok(view(state, record))
 }
 
 /// `GET /pins`.
@@ -66,13 +107,9 @@ pub async fn list(state: &AppState, org: OrgId, query: ListQuery) -> Result<PinR
         async move { store::list(conn, org, &query).await }.boxed()
     })
     .await?;
-    let delegates = state.delegates.current();
     Ok(PinResults {
         count,
-        results: records
-            .into_iter()
-            .map(|r| PinStatusView::new(r, delegates.clone()))
-            .collect(),
+        results: records.into_iter().map(|r| view(state, r)).collect(),
     })
 }
 
@@ -86,8 +123,8 @@ pub async fn replace(
     id: RequestId,
     spec: PinSpec,
 ) -> Result<PinStatusView> {
-    let delegates = delegates_for_new_pin(state)?;
-    let node = state.node.uuid();
+    check_delegates_known(state)?;
+    let st = state.clone();
     let (record, jobs) = org_tx(&state.db, org, |conn| {
         async move {
             let old_cid = store::cid_of(conn, org, id).await?.ok_or_else(not_found)?;
@@ -105,19 +142,28 @@ pub async fn replace(
             }
             lifecycle::lock(conn, &[&old_cid, &new_cid]).await?;
             let mut jobs = Vec::new();
-            let mut update_from = None;
+            let mut prefer = Vec::new();
             if !same {
-                if lifecycle::pinned_on(conn, &old_cid, node).await? {
-                    update_from = Some(old_cid.as_str());
-                }
+                // Nodes holding the old CID pin the new one with pin/update from it.
+                prefer = lifecycle::pinned_nodes(conn, &old_cid)
+                    .await?
+                    .into_iter()
+                    .map(|node| (node, old_cid.clone()))
+                    .collect();
                 jobs.extend(lifecycle::on_ref_dropped(conn, &old_cid, remaining_old).await?);
             }
-            let (pins, placements) =
-                lifecycle::on_ref_added(conn, &new_cid, node, update_from).await?;
-            // With pin/update the old copy goes after the new one is pinned (the runner
-            // issues those unpins); otherwise now.
-            if update_from.is_some() && !pins.is_empty() {
-                jobs.clear();
+            let live = st.live_nodes.get(conn).await?;
+            let targets = targets(&st, &live, prefer);
+            let (pins, placements) = lifecycle::on_ref_added(conn, &new_cid, &targets).await?;
+            // Where the new CID is pinned with pin/update, the old copy goes after the new
+            // one is pinned (the runner issues that unpin); elsewhere now.
+            let updating: Vec<Uuid> = placements
+                .iter()
+                .filter(|p| p.update_from.as_deref() == Some(old_cid.as_str()))
+                .map(|p| p.node_id)
+                .collect();
+            if !pins.is_empty() {
+                jobs.retain(|j| j.cid != old_cid || !updating.contains(&j.node));
             }
             jobs.extend(pins);
             store::delete(conn, org, id).await?.ok_or_else(not_found)?;
@@ -130,7 +176,7 @@ pub async fn replace(
     })
     .await?;
     state.jobs.enqueue_all(&jobs).await;
-    Ok(PinStatusView::new(record, delegates))
+    Ok(view(state, record))
 }
 
 /// `DELETE /pins/{requestid}`: the request vanishes at once; when it was the CID's last

@@ -28,18 +28,33 @@ use crate::{
 /// How often an insert retries when another request took the same `created` millisecond.
 const CREATED_RETRIES: usize = 100;
 
-#[derive(Queryable, Selectable, QueryableByName)]
-#[diesel(table_name = pins)]
+/// The columns every pin query returns: the row and the nodes holding its CID.
+const PIN_COLUMNS: &str = "id, cid, requested_cid, name, origins, meta, status, info, created, \
+     ARRAY(SELECT node_id FROM placements pl WHERE pl.cid = pins.cid \
+           AND pl.state <> 'unpinning' AND pl.replaced_at IS NULL ORDER BY node_id) AS holders";
+
+#[derive(QueryableByName)]
 struct PinRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
+    #[diesel(sql_type = Text)]
     cid: String,
+    #[diesel(sql_type = Text)]
     requested_cid: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
     origins: Vec<String>,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
     meta: serde_json::Value,
+    #[diesel(sql_type = Text)]
     status: String,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
     info: serde_json::Value,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     created: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Uuid>)]
+    holders: Vec<Uuid>,
 }
 
 impl PinRow {
@@ -55,6 +70,7 @@ impl PinRow {
             })?,
             info: string_map(self.info),
             created: self.created,
+            holders: self.holders,
         })
     }
 }
@@ -112,8 +128,9 @@ pub async fn insert(
             .bind(Bind::Uuid(org.uuid()))
             .sql(
                 ")) ON CONFLICT (org_id, created) DO NOTHING \
-                 RETURNING id, cid, requested_cid, name, origins, meta, status, info, created",
-            );
+                 RETURNING ",
+            )
+            .sql(PIN_COLUMNS);
         let row: Option<PinRow> = st.get_result(conn).await.optional()?;
         if let Some(row) = row {
             return row.into_record();
@@ -126,11 +143,12 @@ pub async fn insert(
 
 /// One pin request of `org`.
 pub async fn get(conn: &AsyncPgConnection, org: OrgId, id: RequestId) -> Result<Option<PinRecord>> {
-    pins::table
-        .filter(pins::org_id.eq(org.uuid()))
-        .filter(pins::id.eq(id.uuid()))
-        .select(PinRow::as_select())
-        .first(&mut &*conn)
+    let mut st = Statement::new();
+    st.sql(&format!("SELECT {PIN_COLUMNS} FROM pins WHERE org_id = "))
+        .bind(Bind::Uuid(org.uuid()))
+        .sql(" AND id = ")
+        .bind(Bind::Uuid(id.uuid()));
+    st.get_result::<PinRow>(&mut &*conn)
         .await
         .optional()?
         .map(PinRow::into_record)
@@ -307,10 +325,7 @@ fn status_texts(q: &ListQuery) -> Vec<String> {
 /// order and the keyset for `before`/`after` paging.
 fn page_statement(org: OrgId, q: &ListQuery) -> Statement {
     let mut st = Statement::new();
-    st.sql(
-        "SELECT id, cid, requested_cid, name, origins, meta, status, info, created FROM pins \
-         WHERE ",
-    );
+    st.sql(&format!("SELECT {PIN_COLUMNS} FROM pins WHERE "));
     push_filter(&mut st, org, q);
     st.sql(" ORDER BY created DESC LIMIT ")
         .bind(Bind::Int(q.limit));

@@ -8,10 +8,15 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::{
+    status::Replica,
     store::{self, Placement},
     JobKind, PlacementJob, PlacementState,
 };
-use crate::{error::Result, pins::model::PinState};
+use crate::{
+    cluster::scheduler::{self, LiveNode},
+    error::Result,
+    pins::model::PinState,
+};
 
 /// Locks the placements of `cids` (after their refcount rows, before any pin row), so
 /// every writer takes locks in the same order.
@@ -25,27 +30,77 @@ pub async fn lock(conn: &mut AsyncPgConnection, cids: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// A pin request for `cid` was added (refcount already bumped, so locked). Returns the
-/// jobs to push after commit and the CID's placements as they now stand.
+/// Where a CID with no placements yet goes.
+pub struct Targets<'a> {
+    /// Live, `active` nodes with their loads.
+    pub live: &'a [LiveNode],
+    /// Used when no node is live (e.g. heartbeats not yet seen): the node serving the
+    /// request, whose pins then queue until its Kubo answers.
+    pub fallback: Uuid,
+    /// How many replicas to place (`cluster.maxReplicas`).
+    pub replicas: usize,
+    /// Nodes to use first, with a CID each already holds to `pin/update` from (replace).
+    pub prefer: Vec<(Uuid, String)>,
+}
+
+impl Targets<'_> {
+    /// The nodes and their `update_from`, distinct, preferred ones first.
+    fn pick(&self) -> Vec<(Uuid, Option<String>)> {
+        let mut out: Vec<(Uuid, Option<String>)> = self
+            .prefer
+            .iter()
+            .filter(|(id, _)| self.live.iter().any(|n| n.id == *id))
+            .take(self.replicas)
+            .map(|(id, from)| (*id, Some(from.clone())))
+            .collect();
+        let taken: Vec<Uuid> = out.iter().map(|(id, _)| *id).collect();
+        let more = self.replicas.saturating_sub(out.len());
+        out.extend(
+            scheduler::choose(self.live, &taken, more)
+                .into_iter()
+                .map(|id| (id, None)),
+        );
+        if out.is_empty() {
+            let from = self
+                .prefer
+                .iter()
+                .find(|(id, _)| *id == self.fallback)
+                .map(|(_, from)| from.clone());
+            out.push((self.fallback, from));
+        }
+        out
+    }
+}
+
+/// A pin request for `cid` was added (refcount already bumped, so locked). A CID with
+/// no placements is placed on `targets`; failed placements and ones being removed come
+/// back (not a replica being trimmed). Returns the jobs to push after commit and the
+/// CID's placements as they now stand.
 pub async fn on_ref_added(
     conn: &mut AsyncPgConnection,
     cid: &str,
-    node: Uuid,
-    update_from: Option<&str>,
+    targets: &Targets<'_>,
 ) -> Result<(Vec<PlacementJob>, Vec<Placement>)> {
     let placements = store::lock_all(conn, cid).await?;
     if placements.is_empty() {
-        let p = store::insert_queued(conn, cid, node, update_from).await?;
-        return Ok((vec![p.job(JobKind::Pin)], vec![p]));
+        let mut jobs = Vec::new();
+        let mut now = Vec::new();
+        for (node, update_from) in targets.pick() {
+            let p = store::insert_queued(conn, cid, node, update_from.as_deref()).await?;
+            jobs.push(p.job(JobKind::Pin));
+            now.push(p);
+        }
+        return Ok((jobs, now));
     }
     let mut jobs = Vec::new();
     let mut now = Vec::new();
     for p in placements {
+        let trimming = p.replaced_at.is_some();
         now.push(match p.state() {
             // A new request gives failed placements a fresh set of attempts; and when the
             // unpin has not run yet the content stays (pinning what Kubo still holds is
             // an instant success).
-            Some(PlacementState::Failed) | Some(PlacementState::Unpinning) => {
+            Some(PlacementState::Failed) | Some(PlacementState::Unpinning) if !trimming => {
                 let p =
                     store::transition(conn, &p, PlacementState::Queued, None, None, true).await?;
                 jobs.push(p.job(JobKind::Pin));
@@ -59,11 +114,22 @@ pub async fn on_ref_added(
 
 /// The status (and `info`) a new pin of a CID with these placements shows.
 pub fn status_of(placements: &[Placement]) -> (PinState, BTreeMap<String, String>) {
-    super::status::summarize(
-        placements
-            .iter()
-            .map(|p| (p.state.as_str(), p.info.as_deref(), p.progress)),
-    )
+    super::status::summarize(placements.iter().map(|p| Replica {
+        state: p.state.as_str(),
+        info: p.info.as_deref(),
+        progress: p.progress,
+        replaced: p.replaced_at.is_some(),
+    }))
+}
+
+/// Nodes where `cid` is pinned (for a replace to `pin/update` from there).
+pub async fn pinned_nodes(conn: &mut AsyncPgConnection, cid: &str) -> Result<Vec<Uuid>> {
+    Ok(store::lock_all(conn, cid)
+        .await?
+        .into_iter()
+        .filter(|p| p.state() == Some(PlacementState::Pinned) && p.replaced_at.is_none())
+        .map(|p| p.node_id)
+        .collect())
 }
 
 /// A pin request for `cid` went away; `remaining` is the refcount after it.
@@ -84,13 +150,6 @@ pub async fn on_ref_dropped(
         }
     }
     Ok(jobs)
-}
-
-/// Whether `cid` is pinned on `node`.
-pub async fn pinned_on(conn: &mut AsyncPgConnection, cid: &str, node: Uuid) -> Result<bool> {
-    Ok(store::lock(conn, cid, node)
-        .await?
-        .is_some_and(|p| p.state() == Some(PlacementState::Pinned)))
 }
 
 /// After a `pin/update` from `from` succeeded on `node`: the unpin jobs for `from`'s

@@ -271,7 +271,9 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
             let Some(p) = current(conn, &job_in, &[PlacementState::Unpinning]).await? else {
                 return Ok(Vec::new());
             };
-            if refs.as_ref().is_some_and(|r| r.refcount > 0) {
+            // Still wanted: put the copy back — unless this is a surplus replica the
+            // leader is trimming (its replacement elsewhere is pinned).
+            if refs.as_ref().is_some_and(|r| r.refcount > 0) && p.replaced_at.is_none() {
                 let p =
                     store::transition(conn, &p, PlacementState::Queued, None, None, true).await?;
                 status::refresh(conn, &p.cid).await?;

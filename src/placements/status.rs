@@ -36,24 +36,41 @@ struct Row {
     info: Option<String>,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     progress: i64,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    replaced: bool,
 }
 
-/// The status and `info` a pin of a CID shows, given its placements as
-/// (state, failure info, progress).
+/// One placement as status sees it.
+pub struct Replica<'a> {
+    pub state: &'a str,
+    pub info: Option<&'a str>,
+    pub progress: i64,
+    /// On a dead node and taken over by another node: still a copy, no longer wanted.
+    pub replaced: bool,
+}
+
+/// The status and `info` a pin of a CID shows, given its placements. `info.replicas`
+/// is "pinned/wanted" over the replicas the cluster wants (replaced ones excluded).
 pub fn summarize<'a>(
-    placements: impl IntoIterator<Item = (&'a str, Option<&'a str>, i64)>,
+    placements: impl IntoIterator<Item = Replica<'a>>,
 ) -> (PinState, BTreeMap<String, String>) {
+    let placements: Vec<Replica<'a>> = placements.into_iter().collect();
     let rows: Vec<(PlacementState, Option<&str>, i64)> = placements
-        .into_iter()
-        .filter_map(|(s, i, p)| PlacementState::parse(s).map(|st| (st, i, p)))
+        .iter()
+        .filter_map(|r| PlacementState::parse(r.state).map(|st| (st, r.info, r.progress)))
         .collect();
     let states: Vec<PlacementState> = rows.iter().map(|r| r.0).collect();
     let status = derive(&states);
-    let wanted = states
+    let wanted_states: Vec<PlacementState> = placements
+        .iter()
+        .filter(|r| !r.replaced)
+        .filter_map(|r| PlacementState::parse(r.state))
+        .collect();
+    let wanted = wanted_states
         .iter()
         .filter(|s| **s != PlacementState::Unpinning)
         .count();
-    let pinned = states
+    let pinned = wanted_states
         .iter()
         .filter(|s| **s == PlacementState::Pinned)
         .count();
@@ -81,15 +98,19 @@ pub fn summarize<'a>(
 /// Recomputes the status and `info` of every pin of `cid` visible to the transaction
 /// (every org's, in a system transaction), after the placement change it reflects.
 pub async fn refresh(conn: &mut AsyncPgConnection, cid: &str) -> Result<()> {
-    let rows: Vec<Row> =
-        diesel::sql_query("SELECT state, info, progress FROM placements WHERE cid = $1")
-            .bind::<Text, _>(cid)
-            .load(conn)
-            .await?;
-    let (status, info) = summarize(
-        rows.iter()
-            .map(|r| (r.state.as_str(), r.info.as_deref(), r.progress)),
-    );
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT state, info, progress, replaced_at IS NOT NULL AS replaced \
+             FROM placements WHERE cid = $1",
+    )
+    .bind::<Text, _>(cid)
+    .load(conn)
+    .await?;
+    let (status, info) = summarize(rows.iter().map(|r| Replica {
+        state: r.state.as_str(),
+        info: r.info.as_deref(),
+        progress: r.progress,
+        replaced: r.replaced,
+    }));
     let info = serde_json::to_value(info).unwrap_or_default();
     diesel::sql_query(
         "UPDATE pins SET status = $2, info = $3, updated_at = now() \

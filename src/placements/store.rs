@@ -22,6 +22,9 @@ pub struct Placement {
     pub update_from: Option<String>,
     pub info: Option<String>,
     pub not_before: Option<DateTime<Utc>>,
+    /// Set when the node died and another node took this replica over; the leader
+    /// trims it once the replacement is pinned and the node is back.
+    pub replaced_at: Option<DateTime<Utc>>,
 }
 
 impl Placement {
@@ -182,6 +185,17 @@ pub async fn mark_pinned(conn: &mut AsyncPgConnection, p: &Placement, progress: 
     Ok(())
 }
 
+/// Marks a placement on a dead node as replaced by one elsewhere.
+pub async fn mark_replaced(conn: &mut AsyncPgConnection, cid: &str, node: Uuid) -> Result<()> {
+    diesel::update(placements::table.find((cid, node)))
+        .set(placements::replaced_at.eq(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        >("now()")))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Removes a placement.
 pub async fn delete(conn: &mut AsyncPgConnection, cid: &str, node: Uuid) -> Result<()> {
     diesel::delete(placements::table.find((cid, node)))
@@ -190,16 +204,16 @@ pub async fn delete(conn: &mut AsyncPgConnection, cid: &str, node: Uuid) -> Resu
     Ok(())
 }
 
-/// This node's placements that look abandoned: `queued`/`pinning`/`unpinning` with no
+/// Placements on `nodes` that look abandoned: `queued`/`pinning`/`unpinning` with no
 /// sign of life for `stale_secs` (and any backoff over).
 pub async fn stale(
     conn: &mut AsyncPgConnection,
-    node: Uuid,
+    nodes: &[Uuid],
     stale_secs: i64,
 ) -> Result<Vec<Placement>> {
     let cutoff = Utc::now() - chrono::Duration::seconds(stale_secs);
     Ok(placements::table
-        .filter(placements::node_id.eq(node))
+        .filter(placements::node_id.eq_any(nodes))
         .filter(placements::state.eq_any(["queued", "pinning", "unpinning"]))
         .filter(placements::updated_at.lt(cutoff))
         .filter(

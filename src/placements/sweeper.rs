@@ -1,22 +1,23 @@
-//! The requeue sweeper: a placement left `queued`, `pinning` or `unpinning` with no sign
-//! of life past `ipfs.requeueAfter` (a lost enqueue, a worker that died mid-pin) gets a
-//! new generation and a fresh job. A lost job is never a lost pin.
-
-use std::time::Duration;
+//! The requeue sweeper: a placement on a live node left `queued`, `pinning` or
+//! `unpinning` with no sign of life past `ipfs.requeueAfter` (a lost enqueue, a worker
+//! that died mid-pin) gets a new generation and a fresh job on its node's queue. A lost
+//! job is never a lost pin. It runs on the leader, with its fence.
 
 use futures_util::FutureExt;
+use uuid::Uuid;
 
 use super::{store, JobKind, PlacementState};
-use crate::{db::system_tx, error::Result, state::AppState};
+use crate::{cluster::leader::fenced_tx, error::Result, state::AppState};
 
-/// One sweep; returns how many placements were re-enqueued.
-pub async fn sweep(state: &AppState) -> Result<usize> {
-    let node = state.node.uuid();
+/// One sweep over the placements of `live` nodes as the leader holding `fence`;
+/// returns how many placements were re-enqueued.
+pub async fn sweep(state: &AppState, fence: i64, live: &[Uuid]) -> Result<usize> {
     let stale_secs = state.config.ipfs.requeue_after.as_secs() as i64;
-    let jobs = system_tx(&state.db, |conn| {
+    let live = live.to_vec();
+    let jobs = fenced_tx(&state.db, state.node, fence, move |conn| {
         async move {
             let mut jobs = Vec::new();
-            for p in store::stale(conn, node, stale_secs).await? {
+            for p in store::stale(conn, &live, stale_secs).await? {
                 let (next, kind) = match p.state() {
                     Some(PlacementState::Unpinning) => (PlacementState::Unpinning, JobKind::Unpin),
                     _ => (PlacementState::Queued, JobKind::Pin),
@@ -34,14 +35,4 @@ pub async fn sweep(state: &AppState) -> Result<usize> {
         state.jobs.enqueue(job, None).await;
     }
     Ok(jobs.len())
-}
-
-/// Sweeps every `every` until aborted.
-pub async fn sweep_loop(state: AppState, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        if let Err(e) = sweep(&state).await {
-            tracing::warn!(error = %e, "requeue sweep failed; will retry");
-        }
-    }
 }

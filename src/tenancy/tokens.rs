@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, AuditEntry},
     auth::{Caller, MintRequest, Role, Scope},
+    cluster::invalidation::{self, Invalidation},
     db::{
         org_tx,
         schema::{api_tokens, token_denylist},
@@ -275,7 +276,8 @@ pub async fn deny(
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    Ok(())
+    // Other nodes drop their cached verdict on this jti when the transaction commits.
+    invalidation::publish(conn, Invalidation::Token(jti.uuid())).await
 }
 
 /// Revokes any token by jti (CLI-minted ones included), audited against the token's org
@@ -322,11 +324,26 @@ pub async fn prune_denylist(db: &DbPool) -> Result<usize> {
     .await
 }
 
-/// Prunes the denylist every `every` until aborted.
-pub async fn prune_loop(db: DbPool, every: Duration) {
+/// Prunes the denylist every `every` until aborted, on the leader only and with its
+/// fence, so the cluster does it once.
+pub async fn prune_loop(state: AppState, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        match prune_denylist(&db).await {
+        let Some(fence) = state.leadership.fence() else {
+            continue;
+        };
+        let pruned = crate::cluster::leader::fenced_tx(&state.db, state.node, fence, |conn| {
+            async move {
+                Ok(diesel::delete(
+                    token_denylist::table.filter(token_denylist::expires_at.lt(diesel::dsl::now)),
+                )
+                .execute(conn)
+                .await?)
+            }
+            .boxed()
+        })
+        .await;
+        match pruned {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "pruned expired denylist entries"),
             Err(e) => tracing::warn!(error = %e, "pruning the denylist failed; will retry"),

@@ -5,11 +5,13 @@
 mod harness;
 
 mod cli;
+mod cluster;
 mod crash;
 mod dev;
 mod http;
 mod kubo_client;
 mod kubo_node;
+mod leader;
 mod migrations;
 mod openapi;
 mod pinning;

@@ -427,7 +427,8 @@ async fn replace_on_the_same_node_uses_pin_update_and_keeps_the_old_cid_until_th
     // However long the new pin takes, the sweeper leaves the old copy alone meanwhile.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let old_generation = job_for(&app, &old_v1, JobKind::Unpin).await.generation;
-    anchorage::placements::sweeper::sweep(&app.state)
+    let fence = leader_fence(&app).await;
+    anchorage::placements::sweeper::sweep(&app.state, fence, &[app.state.node.uuid()])
         .await
         .unwrap();
     assert_eq!(
@@ -602,4 +603,19 @@ async fn kubo_faults_retry_then_fail_with_the_reason_and_never_stop_the_worker()
         .await,
         4
     );
+}
+
+/// The fence of the test app once it has been elected (it is the only node).
+async fn leader_fence(app: &TestApp) -> i64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(fence) = app.state.leadership.fence() {
+            return fence;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the only node was never elected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod bin;
+pub mod cluster;
 pub mod fake_kubo;
 pub mod kubo;
 pub mod pg;

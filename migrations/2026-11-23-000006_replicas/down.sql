@@ -1,0 +1,2 @@
+DROP INDEX placements_replaced_idx;
+ALTER TABLE placements DROP COLUMN replaced_at;

@@ -1,0 +1,50 @@
+//! The heartbeat: every `cluster.heartbeat` this node proves it is alive, re-checks its
+//! Kubo (its identity and announced addresses, which become its delegates), reports its
+//! cache counters and re-reads the live-node set for placement and delegates.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use super::nodes::{self, Beat, HEARTBEAT_KUBO_TIMEOUT};
+use crate::{db::pool, state::AppState};
+
+/// One beat.
+pub async fn beat(state: &AppState) -> crate::error::Result<()> {
+    match state.presence.lock().await.keep().await {
+        Ok(true) => {}
+        Ok(false) => tracing::error!(
+            node = %state.config.cluster.node_id,
+            "another process now holds this node's name; two processes share a cluster.nodeID"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not re-check this node's name claim"),
+    }
+    let kubo = match tokio::time::timeout(HEARTBEAT_KUBO_TIMEOUT, state.kubo.id()).await {
+        Ok(Ok(id)) => {
+            state.delegates.learn(&id);
+            Some((id.id, state.delegates.current()))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Kubo is not healthy");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("Kubo did not answer the heartbeat in time");
+            None
+        }
+    };
+    let mut cache_stats = BTreeMap::new();
+    cache_stats.insert("denylist".to_string(), state.denylist.cache_stats());
+    cache_stats.insert("live_nodes".to_string(), state.live_nodes.stats());
+    nodes::heartbeat(&state.db, state.node, Beat { kubo, cache_stats }).await?;
+    let mut conn = pool::get(&state.db).await?;
+    state.live_nodes.refresh(&mut conn).await
+}
+
+/// Beats every `every` until aborted.
+pub async fn heartbeat_loop(state: AppState, every: Duration) {
+    loop {
+        if let Err(e) = beat(&state).await {
+            tracing::warn!(error = %e, "heartbeat failed; will retry");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
