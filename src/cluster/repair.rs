@@ -16,8 +16,8 @@ use std::{
 };
 
 use diesel::{
-    sql_types::{Double, Integer, Text, Uuid as SqlUuid},
-    OptionalExtension, QueryableByName,
+    sql_types::{Double, Text, Uuid as SqlUuid},
+    QueryableByName,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
@@ -43,12 +43,6 @@ struct Candidate {
     cid: String,
     #[diesel(sql_type = SqlUuid)]
     node_id: Uuid,
-}
-
-#[derive(QueryableByName)]
-struct RefCount {
-    #[diesel(sql_type = Integer)]
-    refcount: i32,
 }
 
 /// Runs the leader's rounds every `every` until aborted; idle while not leading.
@@ -136,13 +130,10 @@ async fn replace_one(
     wanted: usize,
 ) -> Result<Option<Vec<PlacementJob>>> {
     // Lock order as everywhere: refcount row, then placements.
-    let refs: Option<RefCount> =
-        diesel::sql_query("SELECT refcount FROM cid_refs WHERE cid = $1 FOR UPDATE")
-            .bind::<Text, _>(cid)
-            .get_result(conn)
-            .await
-            .optional()?;
-    if refs.is_none_or(|r| r.refcount <= 0) {
+    if store::lock_refcount(conn, cid)
+        .await?
+        .is_none_or(|n| n <= 0)
+    {
         return Ok(None);
     }
     let placements = store::lock_all(conn, cid).await?;
@@ -209,10 +200,7 @@ async fn trim_one(
     node: Uuid,
     min: usize,
 ) -> Result<Option<PlacementJob>> {
-    diesel::sql_query("SELECT refcount FROM cid_refs WHERE cid = $1 FOR UPDATE")
-        .bind::<Text, _>(cid)
-        .execute(conn)
-        .await?;
+    store::lock_refcount(conn, cid).await?;
     let placements = store::lock_all(conn, cid).await?;
     let Some(surplus) = placements.iter().find(|p| p.node_id == node) else {
         return Ok(None);

@@ -53,7 +53,11 @@ fn delegates_for(state: &AppState, live: Option<&[LiveNode]>, holders: &[Uuid]) 
 /// The response for `record`, with delegates from the cached live set.
 fn view(state: &AppState, record: PinRecord) -> PinStatusView {
     let live = state.live_nodes.cached();
-    let delegates = delegates_for(state, live.as_deref().map(Vec::as_slice), &record.holders);
+    view_with(state, live.as_deref().map(Vec::as_slice), record)
+}
+
+fn view_with(state: &AppState, live: Option<&[LiveNode]>, record: PinRecord) -> PinStatusView {
+    let delegates = delegates_for(state, live, &record.holders);
     PinStatusView::new(record, delegates)
 }
 
@@ -107,9 +111,14 @@ pub async fn list(state: &AppState, org: OrgId, query: ListQuery) -> Result<PinR
         async move { store::list(conn, org, &query).await }.boxed()
     })
     .await?;
+    let live = state.live_nodes.cached();
+    let live = live.as_deref().map(Vec::as_slice);
     Ok(PinResults {
         count,
-        results: records.into_iter().map(|r| view(state, r)).collect(),
+        results: records
+            .into_iter()
+            .map(|r| view_with(state, live, r))
+            .collect(),
     })
 }
 

@@ -12,7 +12,7 @@ use std::{
 };
 
 use chrono::Utc;
-use diesel::{prelude::*, sql_types::Integer, QueryableByName};
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
 
@@ -247,12 +247,6 @@ pub fn backoff(base: Duration, attempts: i32) -> Duration {
         .min(Duration::from_secs(3600))
 }
 
-#[derive(QueryableByName)]
-struct RefCount {
-    #[diesel(sql_type = Integer)]
-    refcount: i32,
-}
-
 /// Removes this node's copy when no pin request wants the CID, re-checking the refcount
 /// under its row lock: a request that arrives meanwhile waits for this transaction and
 /// then re-places the CID, so its content is never lost.
@@ -262,18 +256,13 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
     let job_in = job.clone();
     system_tx(&state.db, |conn| {
         async move {
-            let refs: Option<RefCount> =
-                diesel::sql_query("SELECT refcount FROM cid_refs WHERE cid = $1 FOR UPDATE")
-                    .bind::<diesel::sql_types::Text, _>(&job_in.cid)
-                    .get_result(conn)
-                    .await
-                    .optional()?;
+            let refs = store::lock_refcount(conn, &job_in.cid).await?;
             let Some(p) = current(conn, &job_in, &[PlacementState::Unpinning]).await? else {
                 return Ok(Vec::new());
             };
             // Still wanted: put the copy back — unless this is a surplus replica the
             // leader is trimming (its replacement elsewhere is pinned).
-            if refs.as_ref().is_some_and(|r| r.refcount > 0) && p.replaced_at.is_none() {
+            if refs.is_some_and(|n| n > 0) && p.replaced_at.is_none() {
                 let p =
                     store::transition(conn, &p, PlacementState::Queued, None, None, true).await?;
                 status::refresh(conn, &p.cid).await?;

@@ -42,6 +42,25 @@ impl Placement {
     }
 }
 
+/// The refcount of `cid` (how many pin requests want it), locked for the rest of the
+/// transaction; `None` when no row exists. Every path that changes a CID's placements
+/// takes this lock first.
+pub async fn lock_refcount(conn: &mut AsyncPgConnection, cid: &str) -> Result<Option<i32>> {
+    #[derive(diesel::QueryableByName)]
+    struct RefCount {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        refcount: i32,
+    }
+    Ok(
+        diesel::sql_query("SELECT refcount FROM cid_refs WHERE cid = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(cid)
+            .get_result::<RefCount>(conn)
+            .await
+            .optional()?
+            .map(|r| r.refcount),
+    )
+}
+
 /// Every placement of `cid`, locked for the rest of the transaction.
 pub async fn lock_all(conn: &mut AsyncPgConnection, cid: &str) -> Result<Vec<Placement>> {
     Ok(placements::table
