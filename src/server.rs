@@ -11,7 +11,8 @@ use crate::{
     auth::{denylist::Denylist, keys::KeySet, keys::SigningKey, TokenService},
     cluster::{
         delegates::Delegates,
-        heartbeat, invalidation,
+        heartbeat,
+        invalidation::{self, InvalidationBus, PgNotify},
         leader::{self, Leadership, PgLease},
         nodes::{self, Presence},
         repair,
@@ -20,12 +21,12 @@ use crate::{
     config::Config,
     db::{self, migrate, PoolOptions},
     error::{Error, Result},
-    jobs::Jobs,
+    jobs::{JobTransport, Jobs},
     kubo::{Kubo, KuboClient},
     pins::counts,
     placements::reconciler,
     state::AppState,
-    tenancy::tokens,
+    tenancy::{org_cache::OrgCache, tokens},
 };
 
 /// Loads signing keys, builds the pool and the Kubo client. Refuses a database that is
@@ -67,9 +68,17 @@ pub async fn build_state(config: Config) -> Result<AppState> {
     } else {
         delegates.current()
     };
-    let node =
-        nodes::register(&db, &config.cluster.node_id, peer_id.as_deref(), &announced).await?;
-    let jobs = Jobs::connect(config.postgres.dsn.expose(), node).await?;
+    let bus: Arc<dyn InvalidationBus> = Arc::new(PgNotify::new(config.postgres.dsn.expose()));
+    let node = nodes::register(
+        &db,
+        bus.clone(),
+        &config.cluster.node_id,
+        peer_id.as_deref(),
+        &announced,
+    )
+    .await?;
+    let jobs: Arc<dyn JobTransport> =
+        Arc::new(Jobs::connect(config.postgres.dsn.expose(), node).await?);
     let (leadership, leadership_tx) = Leadership::new();
     let live_nodes = LiveNodes::new(config.cluster.heartbeat * 2, config.cluster.node_ttl);
     Ok(AppState {
@@ -80,7 +89,9 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         jobs,
         tokens: Arc::new(tokens),
         denylist: Denylist::default(),
+        orgs: OrgCache::default(),
         delegates,
+        bus,
         live_nodes,
         leadership,
         leadership_tx: Arc::new(leadership_tx),
@@ -136,7 +147,7 @@ impl RunningServer {
 
     /// Stops taking jobs and waits up to `within` for the ones in flight; a pin still
     /// running after that is picked up again by the sweeper after the next start.
-    pub async fn drain_jobs(&mut self, jobs: &crate::jobs::Jobs, within: std::time::Duration) {
+    pub async fn drain_jobs(&mut self, jobs: &dyn JobTransport, within: std::time::Duration) {
         let _ = self.stop_jobs.send(true);
         let drained = async {
             if let Some(workers) = self.workers.take() {
@@ -244,13 +255,11 @@ fn spawn_background(
             state.leadership_tx.clone(),
             stop.clone(),
         )),
-        tokio::spawn(invalidation::listen_loop(
-            state.config.postgres.dsn.expose().to_string(),
-            invalidation::Caches {
-                denylist: state.denylist.clone(),
-                live_nodes: state.live_nodes.clone(),
-            },
-        )),
+        tokio::spawn(state.bus.follow(invalidation::Caches {
+            denylist: state.denylist.clone(),
+            live_nodes: state.live_nodes.clone(),
+            orgs: state.orgs.clone(),
+        })),
         tokio::spawn(tokens::prune_loop(state.clone(), DENYLIST_PRUNE)),
         tokio::spawn(counts::compact_loop(state.db.clone(), COUNTS_COMPACT)),
     ];
@@ -258,12 +267,6 @@ fn spawn_background(
         return (tasks, None);
     }
     let ipfs = &state.config.ipfs;
-    tasks.push(tokio::spawn(
-        state
-            .jobs
-            .clone()
-            .prune_loop(state.db.clone(), DENYLIST_PRUNE),
-    ));
     tasks.push(tokio::spawn(repair::repair_loop(
         state.clone(),
         cluster.heartbeat,
@@ -278,7 +281,7 @@ fn spawn_background(
         state.config.cluster.node_id,
         uuid::Uuid::now_v7().simple()
     );
-    let workers = tokio::spawn(state.jobs.clone().run_workers(
+    let workers = tokio::spawn(state.jobs.run_workers(
         state.clone(),
         ipfs.max_concurrent_pins as usize,
         worker_name,
@@ -300,7 +303,7 @@ pub async fn serve_until_signal(state: AppState) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests and jobs");
     running.handle.stop(true).await;
-    running.drain_jobs(&jobs, grace).await;
+    running.drain_jobs(jobs.as_ref(), grace).await;
     match running.task.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::io("HTTP server", e)),

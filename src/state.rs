@@ -4,12 +4,16 @@ use std::sync::Arc;
 
 use crate::{
     auth::{denylist::Denylist, TokenService},
-    cluster::{delegates::Delegates, leader::Leadership, nodes::Presence, scheduler::LiveNodes},
+    cluster::{
+        delegates::Delegates, invalidation::InvalidationBus, leader::Leadership, nodes::Presence,
+        scheduler::LiveNodes,
+    },
     config::Config,
     db::DbPool,
     ids::NodeId,
-    jobs::Jobs,
+    jobs::JobTransport,
     kubo::Kubo,
+    tenancy::org_cache::OrgCache,
 };
 
 /// Everything a request or job needs.
@@ -20,10 +24,15 @@ pub struct AppState {
     pub kubo: Arc<dyn Kubo>,
     /// This node's row in `nodes`.
     pub node: NodeId,
-    pub jobs: Jobs,
+    /// Pushes placement jobs to the nodes that run them.
+    pub jobs: Arc<dyn JobTransport>,
     pub tokens: Arc<TokenService>,
     pub denylist: Denylist,
+    /// Orgs known to exist.
+    pub orgs: OrgCache,
     pub delegates: Delegates,
+    /// Announces cache invalidations to every node, and follows them.
+    pub bus: Arc<dyn InvalidationBus>,
     /// Live, `active` nodes (placement and delegates), refreshed by the heartbeat.
     pub live_nodes: LiveNodes,
     /// Whether this node leads the cluster, with its fence.

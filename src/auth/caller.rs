@@ -15,7 +15,6 @@ use crate::{
     error::{Error, Result},
     ids::OrgId,
     state::AppState,
-    tenancy::orgs,
 };
 
 /// Header a sysadmin uses to act in a named org.
@@ -121,9 +120,10 @@ async fn act_as(
 ) -> Result<()> {
     let actor = format!("{}:{}", claims.sub, claims.jti);
     let what = what.to_string();
+    let known = state.orgs.clone();
     org_tx(&state.db, org, |conn| {
         async move {
-            if orgs::find(conn, org).await?.is_none() {
+            if !known.exists(conn, org).await? {
                 return Err(Error::NotFound(format!("no org {org}")));
             }
             audit::record(

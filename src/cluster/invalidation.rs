@@ -1,20 +1,24 @@
-//! Cross-node cache invalidation. A writer publishes what changed inside its own
-//! transaction; every node listens and drops the stale entries, so a token revoked on
-//! node 1 is refused by node 2 within milliseconds instead of after a cache TTL.
+//! Cross-node cache invalidation, behind [`InvalidationBus`] so a NATS backend can stand
+//! in. A writer announces what changed as part of its own transaction; every node follows
+//! the announcements and drops the stale entries, so a token revoked on node 1 is refused
+//! by node 2 within milliseconds instead of after a cache TTL.
 //!
-//! The Postgres backend is `NOTIFY anchorage_invalidate` (delivered on commit, never for
-//! a rolled-back write) and a `LISTEN`ing connection per node. When that connection is
-//! lost, notifications may have been missed, so every cache is dropped before listening
-//! again.
+//! [`PgNotify`] is the Postgres backend: `NOTIFY anchorage_invalidate` (delivered on
+//! commit, never for a rolled-back write) and a `LISTEN`ing connection per node. When
+//! that connection is lost, notifications may have been missed, so every cache is
+//! dropped before listening again.
 
 use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::{stream, StreamExt};
+use futures_util::{future::BoxFuture, stream, FutureExt, StreamExt};
 use uuid::Uuid;
 
-use crate::{auth::denylist::Denylist, cluster::scheduler::LiveNodes, error::Result};
+use crate::{
+    auth::denylist::Denylist, cluster::scheduler::LiveNodes, error::Result,
+    tenancy::org_cache::OrgCache,
+};
 
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "anchorage_invalidate";
@@ -29,6 +33,8 @@ pub enum Invalidation {
     Token(Uuid),
     /// A node joined, left or changed state.
     Nodes,
+    /// An org was removed.
+    Org(Uuid),
 }
 
 impl Invalidation {
@@ -36,26 +42,68 @@ impl Invalidation {
         match self {
             Self::Token(jti) => format!("token:{jti}"),
             Self::Nodes => "nodes".to_string(),
+            Self::Org(id) => format!("org:{id}"),
         }
     }
 
     fn decode(payload: &str) -> Option<Self> {
         match payload.split_once(':') {
             Some(("token", jti)) => jti.parse().ok().map(Self::Token),
+            Some(("org", id)) => id.parse().ok().map(Self::Org),
             None if payload == "nodes" => Some(Self::Nodes),
             _ => None,
         }
     }
 }
 
-/// Publishes `what` from the writer's transaction `conn`.
-pub async fn publish(conn: &mut AsyncPgConnection, what: Invalidation) -> Result<()> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(CHANNEL)
-        .bind::<Text, _>(what.encode())
-        .execute(conn)
-        .await?;
-    Ok(())
+/// How writers tell every node what changed, and how each node hears it.
+pub trait InvalidationBus: Send + Sync {
+    /// Announces `what` as part of the writer's transaction `conn`: every node hears
+    /// it if, and only once, the transaction commits.
+    fn announce<'c>(
+        &'c self,
+        conn: &'c mut AsyncPgConnection,
+        what: Invalidation,
+    ) -> BoxFuture<'c, Result<()>>;
+
+    /// Applies every announcement, from any node, to `caches` until aborted; drops every
+    /// cache whenever announcements may have been missed.
+    fn follow(&self, caches: Caches) -> BoxFuture<'static, ()>;
+}
+
+/// The Postgres backend: NOTIFY in the writer's transaction, LISTEN on each node.
+pub struct PgNotify {
+    dsn: String,
+}
+
+impl PgNotify {
+    pub fn new(dsn: &str) -> Self {
+        Self {
+            dsn: dsn.to_string(),
+        }
+    }
+}
+
+impl InvalidationBus for PgNotify {
+    fn announce<'c>(
+        &'c self,
+        conn: &'c mut AsyncPgConnection,
+        what: Invalidation,
+    ) -> BoxFuture<'c, Result<()>> {
+        async move {
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<Text, _>(CHANNEL)
+                .bind::<Text, _>(what.encode())
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn follow(&self, caches: Caches) -> BoxFuture<'static, ()> {
+        listen_loop(self.dsn.clone(), caches).boxed()
+    }
 }
 
 /// The caches a node keeps that other nodes' writes can make stale.
@@ -63,6 +111,7 @@ pub async fn publish(conn: &mut AsyncPgConnection, what: Invalidation) -> Result
 pub struct Caches {
     pub denylist: Denylist,
     pub live_nodes: LiveNodes,
+    pub orgs: OrgCache,
 }
 
 impl Caches {
@@ -70,18 +119,20 @@ impl Caches {
         match what {
             Invalidation::Token(jti) => self.denylist.invalidate(jti),
             Invalidation::Nodes => self.live_nodes.invalidate(),
+            Invalidation::Org(id) => self.orgs.invalidate(id),
         }
     }
 
     fn clear(&self) {
         self.denylist.clear();
         self.live_nodes.invalidate();
+        self.orgs.clear();
     }
 }
 
 /// Listens on `dsn` until aborted, applying every invalidation to `caches`; reconnects
 /// (dropping every cache first) whenever the connection is lost.
-pub async fn listen_loop(dsn: String, caches: Caches) {
+async fn listen_loop(dsn: String, caches: Caches) {
     loop {
         match listen(&dsn, &caches).await {
             Ok(()) => {
@@ -142,7 +193,11 @@ mod tests {
     #[test]
     fn payloads_round_trip_and_junk_is_ignored() {
         let jti = Uuid::now_v7();
-        for what in [Invalidation::Token(jti), Invalidation::Nodes] {
+        for what in [
+            Invalidation::Token(jti),
+            Invalidation::Nodes,
+            Invalidation::Org(jti),
+        ] {
             assert_eq!(Invalidation::decode(&what.encode()), Some(what));
         }
         assert_eq!(Invalidation::decode("token:nope"), None);

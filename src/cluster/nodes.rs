@@ -6,7 +6,7 @@
 //! life (its *presence*): a second process with the same `cluster.nodeID` cannot take it
 //! and refuses to start, while a crashed process releases it the moment its socket closes.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use diesel::{
     prelude::*,
@@ -16,6 +16,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
 use serde::Serialize;
 
+use super::invalidation::{Invalidation, InvalidationBus};
 use crate::{
     db::{schema::nodes, system_tx, DbPool},
     error::{Error, Result},
@@ -88,6 +89,7 @@ impl Presence {
 /// returns its id. Call after [`Presence::claim`].
 pub async fn register(
     db: &DbPool,
+    bus: Arc<dyn InvalidationBus>,
     name: &str,
     peer_id: Option<&str>,
     addrs: &[String],
@@ -96,7 +98,13 @@ pub async fn register(
     let peer_id = peer_id.map(str::to_string);
     let addrs = addrs.to_vec();
     system_tx(db, |conn| {
-        async move { upsert(conn, &name, peer_id.as_deref(), &addrs).await }.boxed()
+        async move {
+            let id = upsert(conn, &name, peer_id.as_deref(), &addrs).await?;
+            // Other nodes re-read the live set: this one may be new or back.
+            bus.announce(conn, Invalidation::Nodes).await?;
+            Ok(id)
+        }
+        .boxed()
     })
     .await
 }
@@ -138,7 +146,6 @@ async fn upsert(
         .returning(nodes::id)
         .get_result(conn)
         .await?;
-    super::invalidation::publish(conn, super::invalidation::Invalidation::Nodes).await?;
     Ok(NodeId::from_uuid(id))
 }
 

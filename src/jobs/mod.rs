@@ -1,6 +1,8 @@
-//! The job transport: apalis on Postgres, one queue per node so a node's workers only
-//! take work for its own Kubo; any node may push onto any node's queue. Jobs are nudges — the placement row is the truth — so a
-//! failed push is logged and left to the requeue sweeper.
+//! The job transport, behind [`JobTransport`] so a NATS JetStream backend can stand in:
+//! one queue per node so a node's workers only take work for its own Kubo; any node may
+//! push onto any node's queue. Jobs are nudges — the placement row is the truth — so a
+//! failed push is logged and left to the requeue sweeper. [`Jobs`] is the Postgres
+//! backend: apalis with apalis-postgres.
 
 use std::{
     sync::{
@@ -10,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::{future::BoxFuture, FutureExt};
 use tokio::sync::Notify;
 
 use apalis::prelude::*;
@@ -26,11 +29,42 @@ use crate::{
 /// How often workers poll besides LISTEN/NOTIFY (NOTIFY only fires for jobs already due,
 /// so delayed retries are found by polling).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often finished jobs older than a day are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Worker heartbeat; a job whose worker missed three is orphaned and re-enqueued.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const MISSED_HEARTBEATS: usize = 3;
 
-/// Pushes placement jobs onto a node's queue.
+/// Moves placement jobs to the nodes that run them.
+pub trait JobTransport: Send + Sync {
+    /// Queues `job` on its node's queue (after `delay`), at most once per placement
+    /// generation. Never fails: a lost push is the sweeper's to repair.
+    fn enqueue<'a>(&'a self, job: &'a PlacementJob, delay: Option<Duration>) -> BoxFuture<'a, ()>;
+
+    /// Runs this node's workers until `stop` turns true, then returns once the jobs in
+    /// flight have finished (the caller bounds that wait).
+    fn run_workers(
+        &self,
+        state: AppState,
+        concurrency: usize,
+        worker_name: String,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> BoxFuture<'static, ()>;
+
+    /// Resolves once no job is running on this node.
+    fn wait_idle(&self) -> BoxFuture<'_, ()>;
+}
+
+impl dyn JobTransport {
+    /// Queues each job now.
+    pub async fn enqueue_all(&self, jobs: &[PlacementJob]) {
+        for job in jobs {
+            self.enqueue(job, None).await;
+        }
+    }
+}
+
+/// The Postgres backend: apalis queues in `apalis.jobs`.
 #[derive(Clone)]
 pub struct Jobs {
     storage: PostgresStorage<PlacementJob>,
@@ -80,9 +114,7 @@ impl Jobs {
         })
     }
 
-    /// Enqueues `job` on its node's queue (after `delay`), at most once per placement
-    /// generation.
-    pub async fn enqueue(&self, job: &PlacementJob, delay: Option<Duration>) {
+    async fn push(&self, job: &PlacementJob, delay: Option<Duration>) {
         let mut builder = TaskBuilder::new(job.clone())
             .idempotency_key(job.idempotency_key())
             .max_attempts(1);
@@ -104,13 +136,6 @@ impl Jobs {
         }
     }
 
-    /// Enqueues each job now.
-    pub async fn enqueue_all(&self, jobs: &[PlacementJob]) {
-        for job in jobs {
-            self.enqueue(job, None).await;
-        }
-    }
-
     /// Deletes this node's finished jobs older than `older_than` (apalis keeps them
     /// forever); returns how many. Placement generations never repeat, so no idempotency
     /// key is ever needed again.
@@ -128,7 +153,7 @@ impl Jobs {
     }
 
     /// Prunes finished jobs older than a day, every `every`, until aborted.
-    pub async fn prune_loop(self, db: DbPool, every: Duration) {
+    async fn prune_loop(self, db: DbPool, every: Duration) {
         loop {
             tokio::time::sleep(every).await;
             match self.prune_done(&db, Duration::from_secs(24 * 3600)).await {
@@ -139,8 +164,7 @@ impl Jobs {
         }
     }
 
-    /// Waits until no job is running on this node.
-    pub async fn wait_idle(&self) {
+    async fn idle(&self) {
         loop {
             let idle = self.in_flight.idle.notified();
             if self.in_flight.count.load(Ordering::SeqCst) == 0 {
@@ -150,15 +174,15 @@ impl Jobs {
         }
     }
 
-    /// Runs this node's workers until `stop` turns true: then they take no new job and
-    /// return once the jobs in flight have finished (the caller bounds that wait).
-    pub async fn run_workers(
+    async fn work(
         self,
         state: AppState,
         concurrency: usize,
         worker_name: String,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
+        let db = state.db.clone();
+        let pruning = tokio::spawn(self.clone().prune_loop(db, PRUNE_EVERY));
         let backend = PostgresStorage::<PlacementJob>::new(&self.pool)
             .with_config(config(&self.queue))
             .with_pubsub()
@@ -166,6 +190,7 @@ impl Jobs {
         let worker = WorkerBuilder::new(worker_name)
             .backend(backend)
             .data(state)
+            .data(self.in_flight.clone())
             .concurrency(concurrency)
             .build(handle);
         let signal = async move {
@@ -180,6 +205,29 @@ impl Jobs {
             Ok(()) => tracing::info!("job worker stopped"),
             Err(e) => tracing::error!(error = %e, "job worker failed"),
         }
+        pruning.abort();
+    }
+}
+
+impl JobTransport for Jobs {
+    fn enqueue<'a>(&'a self, job: &'a PlacementJob, delay: Option<Duration>) -> BoxFuture<'a, ()> {
+        self.push(job, delay).boxed()
+    }
+
+    fn run_workers(
+        &self,
+        state: AppState,
+        concurrency: usize,
+        worker_name: String,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> BoxFuture<'static, ()> {
+        self.clone()
+            .work(state, concurrency, worker_name, stop)
+            .boxed()
+    }
+
+    fn wait_idle(&self) -> BoxFuture<'_, ()> {
+        self.idle().boxed()
     }
 }
 
@@ -195,8 +243,12 @@ pub fn queue_name(node: NodeId) -> String {
     format!("anchorage.placements.{}", node.uuid())
 }
 
-async fn handle(job: PlacementJob, state: Data<AppState>) -> std::result::Result<(), BoxDynError> {
-    let _running = state.jobs.in_flight.enter();
+async fn handle(
+    job: PlacementJob,
+    state: Data<AppState>,
+    in_flight: Data<InFlight>,
+) -> std::result::Result<(), BoxDynError> {
+    let _running = in_flight.enter();
     if let Err(e) = runner::run(&state, job.clone()).await {
         // The placement stays as it was; the sweeper gives it a new job later.
         tracing::warn!(error = %e, cid = %job.cid, "placement job failed");

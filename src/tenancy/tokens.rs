@@ -2,7 +2,7 @@
 //! role or scopes than the caller has), listed as metadata only, revoked through the
 //! denylist. The signed JWT is returned once and never stored.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use apistos::ApiComponent;
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, AuditEntry},
     auth::{Caller, MintRequest, Role, Scope},
-    cluster::invalidation::{self, Invalidation},
+    cluster::invalidation::{Invalidation, InvalidationBus},
     db::{
         org_tx,
         schema::{api_tokens, token_denylist},
@@ -229,6 +229,7 @@ pub async fn revoke(
     let any = caller.claims.role >= Role::Orgadmin;
     let subject = caller.claims.sub.clone();
     let actor = caller.actor();
+    let bus = state.bus.clone();
     org_tx(&state.db, org, |conn| {
         async move {
             let found: Option<TokenRecord> = api_tokens::table
@@ -246,7 +247,7 @@ pub async fn revoke(
                 .set(api_tokens::revoked_at.eq(diesel::dsl::now))
                 .execute(conn)
                 .await?;
-            deny(conn, jti, token.expires_at).await?;
+            deny(conn, bus.as_ref(), jti, token.expires_at).await?;
             audit::record(
                 conn,
                 AuditEntry::new(actor, "token.revoke", jti.to_string())
@@ -265,6 +266,7 @@ pub async fn revoke(
 /// Adds `jti` to the denylist until `expires_at` (idempotent).
 pub async fn deny(
     conn: &mut AsyncPgConnection,
+    bus: &dyn InvalidationBus,
     jti: TokenId,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
@@ -277,20 +279,21 @@ pub async fn deny(
         .execute(conn)
         .await?;
     // Other nodes drop their cached verdict on this jti when the transaction commits.
-    invalidation::publish(conn, Invalidation::Token(jti.uuid())).await
+    bus.announce(conn, Invalidation::Token(jti.uuid())).await
 }
 
 /// Revokes any token by jti (CLI-minted ones included), audited against the token's org
 /// when anchorage knows it.
 pub async fn revoke_by_jti(
     db: &DbPool,
+    bus: Arc<dyn InvalidationBus>,
     actor: String,
     jti: TokenId,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
     system_tx(db, |conn| {
         async move {
-            deny(conn, jti, expires_at).await?;
+            deny(conn, bus.as_ref(), jti, expires_at).await?;
             let org: Option<Option<Uuid>> = diesel::update(api_tokens::table.find(jti.uuid()))
                 .set(api_tokens::revoked_at.eq(diesel::dsl::now))
                 .returning(api_tokens::org_id)

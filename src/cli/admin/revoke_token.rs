@@ -21,7 +21,10 @@ pub async fn run(args: RevokeArgs, config: &Config) -> Result<()> {
     let max = chrono::Duration::from_std(config.auth.api_token.max_ttl)
         .unwrap_or(chrono::Duration::days(365));
     let expires_at = args.expires_at.unwrap_or_else(|| Utc::now() + max);
-    tokens::revoke_by_jti(&pool, super::cli_actor(), args.jti, expires_at).await?;
+    let bus = std::sync::Arc::new(crate::cluster::invalidation::PgNotify::new(
+        config.postgres.dsn.expose(),
+    ));
+    tokens::revoke_by_jti(&pool, bus, super::cli_actor(), args.jti, expires_at).await?;
     println!(
         "revoked {} (denylisted until {})",
         args.jti,
