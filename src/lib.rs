@@ -14,6 +14,7 @@ pub mod error;
 pub mod ids;
 pub mod jobs;
 pub mod kubo;
+pub mod metrics;
 pub mod pins;
 pub mod placements;
 pub mod server;

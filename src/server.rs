@@ -23,6 +23,7 @@ use crate::{
     error::{Error, Result},
     jobs::{JobTransport, Jobs},
     kubo::{Kubo, KuboClient},
+    metrics::Metrics,
     pins::counts,
     placements::reconciler,
     state::AppState,
@@ -79,8 +80,10 @@ pub async fn build_state(config: Config) -> Result<AppState> {
     .await?;
     let jobs: Arc<dyn JobTransport> =
         Arc::new(Jobs::connect(config.postgres.dsn.expose(), node).await?);
+    let metrics = Metrics::new(&config.cluster.node_id)?;
     let (leadership, leadership_tx) = Leadership::new();
-    let live_nodes = LiveNodes::new(config.cluster.heartbeat * 2, config.cluster.node_ttl);
+    let live_nodes = LiveNodes::new(config.cluster.heartbeat * 2, config.cluster.node_ttl)
+        .with_counters(metrics.cache("live_nodes"));
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -88,9 +91,10 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         node,
         jobs,
         tokens: Arc::new(tokens),
-        denylist: Denylist::default(),
-        orgs: OrgCache::default(),
+        denylist: Denylist::default().with_counters(metrics.cache("denylist")),
+        orgs: OrgCache::default().with_counters(metrics.cache("orgs")),
         delegates,
+        metrics,
         bus,
         live_nodes,
         leadership,
@@ -189,6 +193,7 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         acquire_timeout: app_state.config.postgres.connect_timeout,
         statement_timeout: app_state.config.postgres.statement_timeout,
     };
+    let prometheus = data.metrics.http_middleware()?;
     let server = HttpServer::new(move || {
         // Each HTTP worker gets its own pool, built on its own runtime: the connections'
         // driver tasks then run on the same thread as the handlers that use them, so a
@@ -199,10 +204,16 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         App::new()
             .document(api::openapi::spec())
             .app_data(web::Data::new(worker_state))
+            // Outermost last: paths are normalised, then the client IP is resolved for
+            // everything inside, then latency per route and the response counter.
+            .wrap(middleware::from_fn(api::metrics::count))
+            .wrap(prometheus.clone())
+            .wrap(middleware::from_fn(api::client_ip::middleware))
             .wrap(middleware::NormalizePath::trim())
             .configure(|cfg| api::configure(cfg, max_body))
             .build(api::openapi::DOCUMENT_PATH)
             .configure(api::docs::configure)
+            .configure(api::metrics::configure)
             .default_service(web::to(api::errors::not_found))
     })
     .workers(workers)
@@ -253,6 +264,7 @@ fn spawn_background(
             Box::new(lease),
             cluster.lease_ttl / 3,
             state.leadership_tx.clone(),
+            state.metrics.leader_is_elected.clone(),
             stop.clone(),
         )),
         tokio::spawn(state.bus.follow(invalidation::Caches {

@@ -13,6 +13,7 @@ use crate::{
     ids::NodeId,
     jobs::JobTransport,
     kubo::Kubo,
+    metrics::Metrics,
     tenancy::org_cache::OrgCache,
 };
 
@@ -31,6 +32,8 @@ pub struct AppState {
     /// Orgs known to exist.
     pub orgs: OrgCache,
     pub delegates: Delegates,
+    /// Every Prometheus series this node exports.
+    pub metrics: Metrics,
     /// Announces cache invalidations to every node, and follows them.
     pub bus: Arc<dyn InvalidationBus>,
     /// Live, `active` nodes (placement and delegates), refreshed by the heartbeat.

@@ -1,9 +1,11 @@
 //! The HTTP surface: route table and the JSON error plumbing shared by every route.
 
 pub mod body;
+pub mod client_ip;
 pub mod docs;
 pub mod errors;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod pins;
 pub mod tokens;

@@ -5,6 +5,7 @@ use apistos::api_operation;
 
 use super::{
     body::read_json,
+    client_ip::ClientIp,
     openapi::{Doc, Reply},
 };
 use crate::{
@@ -30,7 +31,7 @@ pub async fn create(
     _body: Doc<web::Json<NewToken>>,
 ) -> Result<Reply<201, CreatedToken>> {
     let body: NewToken = read_json(&req, payload, state.config.server.max_body_bytes).await?;
-    let created = tokens::create(&state, &caller, body, req.peer_addr().map(|a| a.ip())).await?;
+    let created = tokens::create(&state, &caller, body, ClientIp::of(&req)).await?;
     Ok(HttpResponse::Created().json(created).into())
 }
 
@@ -67,6 +68,6 @@ pub async fn revoke(
         .get("jti")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::NotFound("no such token".into()))?;
-    tokens::revoke(&state, &caller, jti, req.peer_addr().map(|a| a.ip())).await?;
+    tokens::revoke(&state, &caller, jti, ClientIp::of(&req)).await?;
     Ok(HttpResponse::NoContent().finish().into())
 }

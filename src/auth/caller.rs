@@ -60,7 +60,7 @@ impl FromRequest for Caller {
             .headers()
             .get(ORG_HEADER)
             .map(|v| v.to_str().map(str::to_owned));
-        let peer_ip = req.peer_addr().map(|a| a.ip());
+        let peer_ip = crate::api::client_ip::ClientIp::of(req);
         let what = format!("{} {}", req.method(), req.path());
         Box::pin(async move {
             let state = state.ok_or_else(|| Error::Internal("application state missing".into()))?;

@@ -2,13 +2,7 @@
 //! read on the hot path once its jti has been seen. A revocation on this node takes
 //! effect at once (it writes the cache too); on other nodes within [`CACHE_TTL`].
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use diesel::{sql_types::Bool, sql_types::Uuid as SqlUuid, QueryableByName};
 use mini_moka::sync::Cache;
@@ -18,6 +12,7 @@ use crate::{
     db::{pool, DbPool},
     error::Result,
     ids::TokenId,
+    metrics::CacheCounters,
 };
 
 /// How long a jti's revoked/valid verdict is trusted before it is read again.
@@ -27,8 +22,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Denylist {
     cache: Cache<Uuid, bool>,
-    hits: Arc<AtomicU64>,
-    misses: Arc<AtomicU64>,
+    counters: CacheCounters,
 }
 
 impl Default for Denylist {
@@ -45,18 +39,23 @@ impl Denylist {
                 .time_to_live(ttl)
                 .max_capacity(capacity)
                 .build(),
-            hits: Arc::default(),
-            misses: Arc::default(),
+            counters: CacheCounters::detached(),
         }
+    }
+
+    /// Counts hits and misses into `counters` (the server's registry).
+    pub fn with_counters(mut self, counters: CacheCounters) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// Whether `jti` is revoked.
     pub async fn is_revoked(&self, db: &DbPool, jti: TokenId) -> Result<bool> {
         if let Some(revoked) = self.cache.get(&jti.uuid()) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.hits.inc();
             return Ok(revoked);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.counters.misses.inc();
         #[derive(QueryableByName)]
         struct Row {
             #[diesel(sql_type = Bool)]
@@ -80,20 +79,11 @@ impl Denylist {
         self.cache.insert(jti.uuid(), true);
     }
 
-    /// (hits, misses) since start.
-    pub fn stats(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
-    }
-
     /// Hits, misses and entries, as the heartbeat reports them.
-    pub fn cache_stats(&self) -> crate::cluster::nodes::CacheStats {
-        let (hits, misses) = self.stats();
+    pub fn stats(&self) -> crate::cluster::nodes::CacheStats {
         crate::cluster::nodes::CacheStats {
-            hits,
-            misses,
+            hits: self.counters.hits.get(),
+            misses: self.counters.misses.get(),
             entries: self.cache.entry_count(),
         }
     }

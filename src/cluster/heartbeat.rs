@@ -32,12 +32,16 @@ pub async fn beat(state: &AppState) -> crate::error::Result<()> {
         }
     };
     let mut cache_stats = BTreeMap::new();
-    cache_stats.insert("denylist".to_string(), state.denylist.cache_stats());
+    cache_stats.insert("denylist".to_string(), state.denylist.stats());
     cache_stats.insert("live_nodes".to_string(), state.live_nodes.stats());
     cache_stats.insert("orgs".to_string(), state.orgs.stats());
     nodes::heartbeat(&state.db, state.node, Beat { kubo, cache_stats }).await?;
     let mut conn = pool::get(&state.db).await?;
-    state.live_nodes.refresh(&mut conn).await
+    let live = state.live_nodes.refresh(&mut conn).await?;
+    state.metrics.cluster_nodes_live.set(live as i64);
+    let by_state = nodes::placements_by_state(&mut conn, state.node).await?;
+    state.metrics.set_placements(&by_state);
+    Ok(())
 }
 
 /// Beats every `every` until aborted.

@@ -79,6 +79,7 @@ pub async fn election_loop(
     mut lease: Box<dyn LeaderLease>,
     every: Duration,
     publish: std::sync::Arc<watch::Sender<Option<i64>>>,
+    elected: prometheus::IntGauge,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -99,12 +100,14 @@ pub async fn election_loop(
                 ),
             }
             let _ = publish.send(outcome);
+            elected.set(i64::from(outcome.is_some()));
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => {
                 lease.resign().await;
                 let _ = publish.send(None);
+                elected.set(0);
                 return;
             }
         }

@@ -207,3 +207,24 @@ pub async fn heartbeat(db: &DbPool, node: NodeId, beat: Beat) -> Result<()> {
 
 /// How long a heartbeat may take before the node reports itself unhealthy.
 pub const HEARTBEAT_KUBO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `node`'s placements per state (for the `anchorage_placements_by_status` gauge).
+pub async fn placements_by_state(
+    conn: &mut AsyncPgConnection,
+    node: NodeId,
+) -> Result<Vec<(String, i64)>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        state: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT state, count(*) AS n FROM placements WHERE node_id = $1 GROUP BY state",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(node.uuid())
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.state, r.n)).collect())
+}

@@ -8,7 +8,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicI64, Ordering},
         Arc,
     },
     time::Duration,
@@ -23,7 +23,7 @@ use mini_moka::sync::Cache;
 use uuid::Uuid;
 
 use super::nodes::CacheStats;
-use crate::error::Result;
+use crate::{error::Result, metrics::CacheCounters};
 
 /// A node that can take replicas now.
 #[derive(Debug)]
@@ -96,8 +96,7 @@ pub fn choose(nodes: &[LiveNode], exclude: &[Uuid], n: usize) -> Vec<Uuid> {
 pub struct LiveNodes {
     cache: Cache<(), Arc<Vec<LiveNode>>>,
     node_ttl: Duration,
-    hits: Arc<AtomicU64>,
-    misses: Arc<AtomicU64>,
+    counters: CacheCounters,
 }
 
 impl LiveNodes {
@@ -108,18 +107,23 @@ impl LiveNodes {
                 .time_to_live(refresh)
                 .build(),
             node_ttl,
-            hits: Arc::default(),
-            misses: Arc::default(),
+            counters: CacheCounters::detached(),
         }
+    }
+
+    /// Counts hits and misses into `counters` (the server's registry).
+    pub fn with_counters(mut self, counters: CacheCounters) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// The live set, from the cache or read through `conn`.
     pub async fn get(&self, conn: &mut AsyncPgConnection) -> Result<Arc<Vec<LiveNode>>> {
         if let Some(set) = self.cache.get(&()) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.hits.inc();
             return Ok(set);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.counters.misses.inc();
         let set = Arc::new(read_live(conn, self.node_ttl).await?);
         self.cache.insert((), set.clone());
         Ok(set)
@@ -128,20 +132,20 @@ impl LiveNodes {
     /// The cached set without touching the database (read paths: delegates).
     pub fn cached(&self) -> Option<Arc<Vec<LiveNode>>> {
         let set = self.cache.get(&());
-        let counter = if set.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match set {
+            Some(_) => self.counters.hits.inc(),
+            None => self.counters.misses.inc(),
+        }
         set
     }
 
-    /// Re-reads the set (the heartbeat does, so read paths find it cached).
-    pub async fn refresh(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+    /// Re-reads the set (the heartbeat does, so read paths find it cached); returns
+    /// how many nodes are live.
+    pub async fn refresh(&self, conn: &mut AsyncPgConnection) -> Result<usize> {
         let set = Arc::new(read_live(conn, self.node_ttl).await?);
+        let live = set.len();
         self.cache.insert((), set);
-        Ok(())
+        Ok(live)
     }
 
     /// Drops the cached set (a node changed state somewhere).
@@ -151,8 +155,8 @@ impl LiveNodes {
 
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: self.counters.hits.get(),
+            misses: self.counters.misses.get(),
             entries: self.cache.entry_count(),
         }
     }

@@ -65,7 +65,15 @@ fn view_with(state: &AppState, live: Option<&[LiveNode]>, record: PinRecord) -> 
 /// wanted yet) its placements on `cluster.maxReplicas` live nodes, in one transaction;
 /// the pin jobs after commit. Locks are taken refcount row → placements → pin rows, as
 /// on every write path.
+/// Counted in `anchorage_pin_ops_total`.
 pub async fn add(state: &AppState, org: OrgId, spec: PinSpec) -> Result<PinStatusView> {
+    let outcome = add_unmetered(state, org, spec).await;
+    state.metrics.pin_op("add", outcome.is_ok());
+    outcome
+}
+
+/// The work of [`add`].
+async fn add_unmetered(state: &AppState, org: OrgId, spec: PinSpec) -> Result<PinStatusView> {
     check_delegates_known(state)?;
     let st = state.clone();
     let (record, jobs) = org_tx(&state.db, org, |conn| {
@@ -98,7 +106,15 @@ fn targets<'a>(state: &AppState, live: &'a [LiveNode], prefer: Vec<(Uuid, String
 }
 
 /// `GET /pins/{requestid}`: another org's request is as absent as a missing one.
+/// Counted in `anchorage_pin_ops_total`.
 pub async fn get(state: &AppState, org: OrgId, id: RequestId) -> Result<PinStatusView> {
+    let outcome = get_unmetered(state, org, id).await;
+    state.metrics.pin_op("get", outcome.is_ok());
+    outcome
+}
+
+/// The work of [`get`].
+async fn get_unmetered(state: &AppState, org: OrgId, id: RequestId) -> Result<PinStatusView> {
     let record = org_read(&state.db, org, |conn| store::get(conn, org, id).boxed())
         .await?
         .ok_or_else(not_found)?;
@@ -106,7 +122,15 @@ pub async fn get(state: &AppState, org: OrgId, id: RequestId) -> Result<PinStatu
 }
 
 /// `GET /pins`.
+/// Counted in `anchorage_pin_ops_total`.
 pub async fn list(state: &AppState, org: OrgId, query: ListQuery) -> Result<PinResults> {
+    let outcome = list_unmetered(state, org, query).await;
+    state.metrics.pin_op("list", outcome.is_ok());
+    outcome
+}
+
+/// The work of [`list`].
+async fn list_unmetered(state: &AppState, org: OrgId, query: ListQuery) -> Result<PinResults> {
     let (count, records) = org_read(&state.db, org, |conn| {
         async move { store::list(conn, org, &query).await }.boxed()
     })
@@ -126,7 +150,20 @@ pub async fn list(state: &AppState, org: OrgId, query: ListQuery) -> Result<PinR
 /// `created`) takes its place, atomically. When the old CID is pinned on this node, the
 /// new one is pinned with `pin/update` from it (shared blocks are not fetched again) and
 /// the old copy is removed only once the new one is pinned.
+/// Counted in `anchorage_pin_ops_total`.
 pub async fn replace(
+    state: &AppState,
+    org: OrgId,
+    id: RequestId,
+    spec: PinSpec,
+) -> Result<PinStatusView> {
+    let outcome = replace_unmetered(state, org, id, spec).await;
+    state.metrics.pin_op("replace", outcome.is_ok());
+    outcome
+}
+
+/// The work of [`replace`].
+async fn replace_unmetered(
     state: &AppState,
     org: OrgId,
     id: RequestId,
@@ -190,7 +227,15 @@ pub async fn replace(
 
 /// `DELETE /pins/{requestid}`: the request vanishes at once; when it was the CID's last
 /// reference its placements go `unpinning` and unpin jobs follow the commit.
+/// Counted in `anchorage_pin_ops_total`.
 pub async fn remove(state: &AppState, org: OrgId, id: RequestId) -> Result<()> {
+    let outcome = remove_unmetered(state, org, id).await;
+    state.metrics.pin_op("remove", outcome.is_ok());
+    outcome
+}
+
+/// The work of [`remove`].
+async fn remove_unmetered(state: &AppState, org: OrgId, id: RequestId) -> Result<()> {
     let jobs = org_tx(&state.db, org, |conn| {
         async move {
             let cid = store::cid_of(conn, org, id).await?.ok_or_else(not_found)?;

@@ -39,9 +39,16 @@ pub async fn run(state: &AppState, job: PlacementJob) -> Result<()> {
         tracing::warn!(?job, "job for another node in this node's queue; ignored");
         return Ok(());
     }
-    let follow_up = match job.kind {
-        JobKind::Pin => pin(state, &job).await?,
-        JobKind::Unpin => unpin(state, &job).await?,
+    let outcome = match job.kind {
+        JobKind::Pin => pin(state, &job).await,
+        JobKind::Unpin => unpin(state, &job).await,
+    };
+    let follow_up = match outcome {
+        Ok(follow_up) => follow_up,
+        Err(e) => {
+            state.metrics.job_acked("error");
+            return Err(e);
+        }
     };
     for (next, delay) in follow_up {
         state.jobs.enqueue(&next, delay).await;
@@ -92,8 +99,10 @@ async fn pin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
     })
     .await?;
     let Some((placement, origins)) = started else {
+        state.metrics.job_fetched(false);
         return Ok(Vec::new());
     };
+    state.metrics.job_fetched(true);
     let outcome = attempt(state, &placement, origins).await;
     finish(state, job, outcome).await
 }
@@ -197,11 +206,16 @@ async fn finish(
     let ipfs = &state.config.ipfs;
     let (max_attempts, base) = (ipfs.max_attempts as i32, ipfs.retry_base_delay);
     let job_in = job.clone();
-    system_tx(&state.db, |conn| {
+    let (follow_up, ack) = system_tx(&state.db, |conn| {
         async move {
             // Anything else (an unpin, a newer job) has taken over: leave it be.
             let Some(p) = current(conn, &job_in, &[PlacementState::Pinning]).await? else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
+            };
+            let ack = match &outcome {
+                Ok(_) => "pinned",
+                Err(e) if e.is_transient() && p.attempts < max_attempts => "retry",
+                Err(_) => "failed",
             };
             let follow_up = match outcome {
                 Ok(progress) => {
@@ -233,11 +247,15 @@ async fn finish(
                 }
             };
             status::refresh(conn, &job_in.cid).await?;
-            Ok(follow_up)
+            Ok((follow_up, Some(ack)))
         }
         .boxed()
     })
-    .await
+    .await?;
+    if let Some(ack) = ack {
+        state.metrics.job_acked(ack);
+    }
+    Ok(follow_up)
 }
 
 /// `base · 2^(attempts-1)`, capped at an hour.
@@ -254,11 +272,11 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
     let kubo = state.kubo.clone();
     let base = state.config.ipfs.retry_base_delay;
     let job_in = job.clone();
-    system_tx(&state.db, |conn| {
+    let (follow_up, ack) = system_tx(&state.db, |conn| {
         async move {
             let refs = store::lock_refcount(conn, &job_in.cid).await?;
             let Some(p) = current(conn, &job_in, &[PlacementState::Unpinning]).await? else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
             };
             // Still wanted: put the copy back — unless this is a surplus replica the
             // leader is trimming (its replacement elsewhere is pinned).
@@ -266,7 +284,7 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
                 let p =
                     store::transition(conn, &p, PlacementState::Queued, None, None, true).await?;
                 status::refresh(conn, &p.cid).await?;
-                return Ok(vec![(p.job(JobKind::Pin), None)]);
+                return Ok((vec![(p.job(JobKind::Pin), None)], Some("retry")));
             }
             let owned = !p.preexisting && ownership::is_owned(conn, p.node_id, &p.cid).await?;
             if owned {
@@ -285,7 +303,7 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
                             false,
                         )
                         .await?;
-                        return Ok(vec![(p.job(JobKind::Unpin), Some(base))]);
+                        return Ok((vec![(p.job(JobKind::Unpin), Some(base))], Some("retry")));
                     }
                 }
             }
@@ -298,11 +316,16 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
             .execute(conn)
             .await?;
             tracing::info!(cid = %p.cid, removed_from_kubo = owned, "unpinned");
-            Ok(Vec::new())
+            Ok((Vec::new(), Some("unpinned")))
         }
         .boxed()
     })
-    .await
+    .await?;
+    state.metrics.job_fetched(ack.is_some());
+    if let Some(ack) = ack {
+        state.metrics.job_acked(ack);
+    }
+    Ok(follow_up)
 }
 
 #[cfg(test)]

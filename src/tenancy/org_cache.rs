@@ -3,20 +3,14 @@
 //! never be hidden by a stale "absent", and a removed org is announced to every node
 //! through the invalidation bus.
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
 use mini_moka::sync::Cache;
 use uuid::Uuid;
 
 use super::orgs;
-use crate::{cluster::nodes::CacheStats, error::Result, ids::OrgId};
+use crate::{cluster::nodes::CacheStats, error::Result, ids::OrgId, metrics::CacheCounters};
 
 /// How long an org's existence is trusted without a re-read.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -24,8 +18,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct OrgCache {
     cache: Cache<Uuid, ()>,
-    hits: Arc<AtomicU64>,
-    misses: Arc<AtomicU64>,
+    counters: CacheCounters,
 }
 
 impl Default for OrgCache {
@@ -35,20 +28,25 @@ impl Default for OrgCache {
                 .time_to_live(CACHE_TTL)
                 .max_capacity(100_000)
                 .build(),
-            hits: Arc::default(),
-            misses: Arc::default(),
+            counters: CacheCounters::detached(),
         }
     }
 }
 
 impl OrgCache {
+    /// Counts hits and misses into `counters` (the server's registry).
+    pub fn with_counters(mut self, counters: CacheCounters) -> Self {
+        self.counters = counters;
+        self
+    }
+
     /// Whether `org` exists, read through `conn` (a transaction that can see it) on a miss.
     pub async fn exists(&self, conn: &mut AsyncPgConnection, org: OrgId) -> Result<bool> {
         if self.cache.get(&org.uuid()).is_some() {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.hits.inc();
             return Ok(true);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.counters.misses.inc();
         let found = orgs::find(conn, org).await?.is_some();
         if found {
             self.cache.insert(org.uuid(), ());
@@ -67,8 +65,8 @@ impl OrgCache {
 
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: self.counters.hits.get(),
+            misses: self.counters.misses.get(),
             entries: self.cache.entry_count(),
         }
     }

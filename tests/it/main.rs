@@ -12,6 +12,7 @@ mod http;
 mod kubo_client;
 mod kubo_node;
 mod leader;
+mod metrics;
 mod migrations;
 mod openapi;
 mod pinning;

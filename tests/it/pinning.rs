@@ -127,6 +127,14 @@ async fn a_pin_from_an_origin_goes_pinned_and_outlives_the_origin() {
         db_count(&app, "SELECT count(*) AS n FROM placements p JOIN owned_pins o USING (node_id, cid) WHERE p.state = 'pinned' AND NOT p.preexisting").await,
         1
     );
+    // The worker's fetch and ack are counted.
+    let metrics = app.state.metrics.render().unwrap();
+    for series in [
+        "anchorage_scheduler_fetch_total{node=\"anchor-1\",result=\"current\"} 1",
+        "anchorage_scheduler_acks_total{node=\"anchor-1\",status=\"pinned\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
 
     // The origin goes away; anchorage's node still serves the blocks to a third node.
     drop(origin);
