@@ -328,9 +328,81 @@ fn every_subcommand_has_help() {
         vec!["admin", "org", "--help"],
         vec!["admin", "mint-token", "--help"],
         vec!["admin", "rotate-signing-key", "--help"],
+        vec!["admin", "cluster-presences", "--help"],
+        vec!["admin", "cache-stats", "--help"],
     ] {
         let out = anchorage(&args, &[]);
         assert!(out.status.success(), "{args:?}");
         assert!(stdout(&out).contains("Usage:"), "{args:?}");
     }
+}
+
+/// `cluster-presences` and `cache-stats` read a running node's row: live, leading, its
+/// Kubo peer id, its placements per state and its heartbeat's cache counters.
+#[tokio::test]
+async fn cluster_presences_and_cache_stats_show_a_running_node() {
+    use std::time::{Duration, Instant};
+    let db = TestDb::migrated().await;
+    let kubo = tokio::task::spawn_blocking(crate::harness::KuboNode::start)
+        .await
+        .unwrap();
+    let app = crate::harness::TestApp::spawn_with(
+        &db,
+        kubo.api(),
+        vec![("cluster.heartbeat".into(), json!("200ms"))],
+    )
+    .await;
+    let org = app.create_org("acme").await;
+    let token = app.token(Some(org), Role::Member, None);
+    let cid = kubo.add(crate::harness::kubo::random_bytes(64)).await;
+    let (code, body) = crate::harness::send(
+        app.req(reqwest::Method::POST, "/v1/pins", &token)
+            .json(&json!({ "cid": cid })),
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+
+    let env = [("ANCHORAGE_POSTGRES__DSN", db.app_dsn())];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let node = loop {
+        let out = anchorage(&["admin", "cluster-presences", "--json"], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let nodes: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let node = nodes[0].clone();
+        if node["leader"] == true && node["placements"]["pinned"] == 1 {
+            break node;
+        }
+        assert!(Instant::now() < deadline, "{nodes}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(node["nodeID"], "anchor-1");
+    assert_eq!(node["id"], app.state.node.to_string());
+    assert_eq!(node["live"], true);
+    assert_eq!(node["state"], "active");
+    assert!(
+        node["kuboPeerId"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("12D3")),
+        "{node}"
+    );
+
+    let table = stdout(&anchorage(&["admin", "cluster-presences"], &env));
+    assert!(
+        table.contains("anchor-1")
+            && table.contains("live")
+            && table.contains("leader")
+            && table.contains("pinned=1"),
+        "{table}"
+    );
+
+    let out = anchorage(&["admin", "cache-stats", "--json"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for cache in ["denylist", "live_nodes", "orgs"] {
+        assert!(stats["anchor-1"][cache]["misses"].is_u64(), "{stats}");
+    }
+    assert!(
+        stats["anchor-1"]["denylist"]["misses"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod crash;
 mod dev;
 mod http;
+mod invalidation;
 mod kubo_client;
 mod kubo_node;
 mod leader;
