@@ -38,6 +38,10 @@ pub enum Error {
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
 
+    /// The client sent too many requests; `details` says when to retry.
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
+
     /// A dependency (database pool, Kubo) cannot serve right now.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -101,6 +105,7 @@ impl Error {
             StatusCode::NOT_FOUND => "NOT_FOUND",
             StatusCode::CONFLICT => "CONFLICT",
             StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+            StatusCode::TOO_MANY_REQUESTS => "TOO_MANY_REQUESTS",
             StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
             _ => "INTERNAL_SERVER_ERROR",
         }
@@ -113,7 +118,7 @@ impl Error {
             Self::BadRequest(d) | Self::NotFound(d) | Self::Conflict(d) | Self::Forbidden(d) => {
                 d.clone()
             }
-            Self::PayloadTooLarge(d) => d.clone(),
+            Self::PayloadTooLarge(d) | Self::TooManyRequests(d) => d.clone(),
             Self::Unauthorized(_) => "Access token is missing or invalid".into(),
             Self::Unavailable(d) => d.clone(),
             Self::Pool(_) => "The database is busy; retry shortly".into(),
@@ -168,6 +173,7 @@ impl ResponseError for Error {
                 StatusCode::CONFLICT
             }
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -3,11 +3,12 @@
 
 use std::{net::TcpListener, sync::Arc};
 
+use actix_governor::Governor;
 use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
 use apistos::app::OpenApiWrapper;
 
 use crate::{
-    api,
+    api::{self, rate_limit},
     auth::{denylist::Denylist, keys::KeySet, keys::SigningKey, TokenService},
     cluster::{
         delegates::Delegates,
@@ -126,6 +127,9 @@ pub fn key_set(config: &Config) -> Result<KeySet> {
 /// How often expired denylist entries are deleted.
 const DENYLIST_PRUNE: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How often idle rate-limiter state is dropped.
+const RATE_LIMIT_PRUNE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How often the pin count ledger is folded.
 const COUNTS_COMPACT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -194,6 +198,15 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         statement_timeout: app_state.config.postgres.statement_timeout,
     };
     let prometheus = data.metrics.http_middleware()?;
+    let anonymous = rate_limit::per_minute(
+        rate_limit::AnonymousClients,
+        data.config.server.rate_limit.anonymous_per_minute,
+    );
+    let limit_anonymous = anonymous.is_some();
+    let anonymous_governor = anonymous
+        .clone()
+        .or_else(|| rate_limit::per_minute(rate_limit::AnonymousClients, 1))
+        .expect("a limit of 1 per minute is valid");
     let server = HttpServer::new(move || {
         // Each HTTP worker gets its own pool, built on its own runtime: the connections'
         // driver tasks then run on the same thread as the handlers that use them, so a
@@ -204,9 +217,17 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         App::new()
             .document(api::openapi::spec())
             .app_data(web::Data::new(worker_state))
-            // Outermost last: paths are normalised, then the client IP is resolved for
-            // everything inside, then latency per route and the response counter.
+            // Outermost last: paths are normalised, the client IP resolved, then latency
+            // per route, the access log and the response counter see everything
+            // (429s included); the bearer token is verified before the rate limiter,
+            // which exempts verified callers.
+            .wrap(middleware::Condition::new(
+                limit_anonymous,
+                Governor::new(&anonymous_governor),
+            ))
+            .wrap(middleware::from_fn(api::authn::middleware))
             .wrap(middleware::from_fn(api::metrics::count))
+            .wrap(middleware::from_fn(api::access_log::middleware))
             .wrap(prometheus.clone())
             .wrap(middleware::from_fn(api::client_ip::middleware))
             .wrap(middleware::NormalizePath::trim())
@@ -224,7 +245,13 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
     .run();
     let handle = server.handle();
     let (stop_jobs, stop) = tokio::sync::watch::channel(false);
-    let (background, workers) = spawn_background(data.get_ref(), work, stop);
+    let (mut background, workers) = spawn_background(data.get_ref(), work, stop);
+    if let Some(anonymous) = anonymous {
+        background.push(tokio::spawn(rate_limit::prune_loop(
+            anonymous,
+            RATE_LIMIT_PRUNE,
+        )));
+    }
     let task = tokio::spawn(async move {
         let outcome = server.await;
         for task in background {

@@ -1,5 +1,7 @@
 //! The HTTP surface: route table and the JSON error plumbing shared by every route.
 
+pub mod access_log;
+pub mod authn;
 pub mod body;
 pub mod client_ip;
 pub mod docs;
@@ -8,6 +10,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod pins;
+pub mod rate_limit;
 pub mod tokens;
 
 use actix_web::web;

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::FutureExt;
 use serde_json::json;
 
@@ -52,6 +52,7 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let request = req.clone();
         let authorization = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -62,24 +63,17 @@ impl FromRequest for Caller {
             .map(|v| v.to_str().map(str::to_owned));
         let peer_ip = crate::api::client_ip::ClientIp::of(req);
         let what = format!("{} {}", req.method(), req.path());
+        let verified = req
+            .extensions()
+            .get::<crate::api::authn::VerifiedToken>()
+            .map(|v| v.0.clone());
         Box::pin(async move {
             let state = state.ok_or_else(|| Error::Internal("application state missing".into()))?;
-            let token = match authorization {
-                None => return Err(Error::Unauthorized("no Authorization header".into())),
-                Some(Err(_)) => {
-                    return Err(Error::Unauthorized(
-                        "Authorization header is not text".into(),
-                    ))
-                }
-                Some(Ok(value)) => bearer_token(&value)?,
+            let claims = match verified {
+                // The authn middleware already checked signature, claims and denylist.
+                Some(claims) => claims,
+                None => verify(&state, authorization).await?,
             };
-            let claims = state.tokens.verify(&token)?;
-            if state.denylist.is_revoked(&state.db, claims.jti).await? {
-                return Err(Error::Unauthorized(format!(
-                    "token {} is revoked",
-                    claims.jti
-                )));
-            }
             let named = match named_org {
                 None => None,
                 Some(Ok(text)) => Some(text.trim().parse::<OrgId>().map_err(|_| {
@@ -105,9 +99,36 @@ impl FromRequest for Caller {
                     )))
                 }
             };
+            request
+                .extensions_mut()
+                .insert(crate::api::access_log::LoggedOrg(org));
             Ok(Caller { claims, org })
         })
     }
+}
+
+/// The claims of the request's bearer token, or why it is refused.
+async fn verify(
+    state: &AppState,
+    authorization: Option<std::result::Result<String, header::ToStrError>>,
+) -> Result<Claims> {
+    let token = match authorization {
+        None => return Err(Error::Unauthorized("no Authorization header".into())),
+        Some(Err(_)) => {
+            return Err(Error::Unauthorized(
+                "Authorization header is not text".into(),
+            ))
+        }
+        Some(Ok(value)) => bearer_token(&value)?,
+    };
+    let claims = state.tokens.verify(&token)?;
+    if state.denylist.is_revoked(&state.db, claims.jti).await? {
+        return Err(Error::Unauthorized(format!(
+            "token {} is revoked",
+            claims.jti
+        )));
+    }
+    Ok(claims)
 }
 
 /// Checks the org exists and records that a sysadmin acted in it.
@@ -142,16 +163,9 @@ async fn act_as(
 
 /// The token from `Bearer <token>` (scheme case-insensitive).
 fn bearer_token(value: &str) -> Result<String> {
-    let (scheme, token) = value
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| Error::Unauthorized("Authorization is not a bearer token".into()))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Error::Unauthorized(
-            "Authorization is not a bearer token".into(),
-        ));
-    }
-    Ok(token.trim().to_string())
+    crate::api::authn::bearer(value)
+        .map(str::to_string)
+        .ok_or_else(|| Error::Unauthorized("Authorization is not a bearer token".into()))
 }
 
 #[cfg(test)]
