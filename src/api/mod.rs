@@ -1,6 +1,7 @@
 //! The HTTP surface: route table and the JSON error plumbing shared by every route.
 
 pub mod access_log;
+pub mod admin;
 pub mod authn;
 pub mod body;
 pub mod client_ip;
@@ -51,6 +52,11 @@ pub fn configure(cfg: &mut ServiceConfig, max_body_bytes: usize) {
         .service(
             resource("/v1/tokens/{jti}")
                 .route(delete().to(tokens::revoke))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/audit")
+                .route(get().to(admin::audit))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(

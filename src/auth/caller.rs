@@ -107,6 +107,48 @@ impl FromRequest for Caller {
     }
 }
 
+/// A verified caller that need not act in any one org: cluster-wide views (audit,
+/// cluster administration) decide from the role what it may see.
+#[derive(Debug, Clone)]
+pub struct Principal(pub Claims);
+
+impl Principal {
+    /// Fails with 403 unless the token carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.0.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this token lacks the {scope} scope"
+            )))
+        }
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
+        let verified = req
+            .extensions()
+            .get::<crate::api::authn::VerifiedToken>()
+            .map(|v| v.0.clone());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| Error::Internal("application state missing".into()))?;
+            Ok(Principal(match verified {
+                Some(claims) => claims,
+                None => verify(&state, authorization).await?,
+            }))
+        })
+    }
+}
+
 /// The claims of the request's bearer token, or why it is refused.
 async fn verify(
     state: &AppState,

@@ -7,6 +7,6 @@ pub mod keys;
 pub mod roles;
 pub mod token;
 
-pub use caller::Caller;
+pub use caller::{Caller, Principal};
 pub use roles::{Role, Scope};
 pub use token::{Claims, MintRequest, MintedToken, TokenService};

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod audit_api;
 mod cli;
 mod cluster;
 mod crash;

@@ -9,7 +9,7 @@ use apistos::{
     ApiComponent, Schema,
 };
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Principal};
 
 /// The scheme's name, as the spec names it.
 pub const SECURITY_SCHEME: &str = "accessToken";
@@ -40,5 +40,20 @@ impl ApiComponent for Caller {
     }
     fn security_requirement_name() -> Option<String> {
         Some(SECURITY_SCHEME.to_string())
+    }
+}
+
+impl ApiComponent for Principal {
+    fn child_schemas() -> Vec<(String, ReferenceOr<Schema>)> {
+        vec![]
+    }
+    fn schema() -> Option<(String, ReferenceOr<Schema>)> {
+        None
+    }
+    fn securities() -> BTreeMap<String, SecurityScheme> {
+        Caller::securities()
+    }
+    fn security_requirement_name() -> Option<String> {
+        Caller::security_requirement_name()
     }
 }

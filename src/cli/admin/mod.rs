@@ -1,6 +1,7 @@
 //! `anchorage admin …`: operator tools, one file per command. Commands that need only
 //! key files work offline; the others talk to Postgres directly (postgres.dsn).
 
+mod audit;
 mod cluster;
 mod mint_token;
 mod org;
@@ -32,6 +33,9 @@ pub enum AdminCommand {
     RevokeToken(revoke_token::RevokeArgs),
     /// Delete denylist entries of tokens that have expired anyway (needs the database).
     PruneDenylist,
+    /// Print the audit log, newest first, filtered by actor, action, target, org and
+    /// time (needs the database).
+    Audit(audit::AuditArgs),
     /// List the cluster's nodes: name, id, state, liveness, leader, last seen, Kubo peer
     /// id and placements per state (needs the database).
     ClusterPresences(cluster::PresenceArgs),
@@ -48,6 +52,7 @@ pub async fn run(cmd: AdminCommand, file: Option<PathBuf>) -> Result<()> {
         AdminCommand::RotateSigningKey(args) => rotate_signing_key::run(args),
         AdminCommand::RevokeToken(args) => revoke_token::run(args, &config).await,
         AdminCommand::PruneDenylist => prune_denylist::run(&config).await,
+        AdminCommand::Audit(args) => audit::run(args, &config).await,
         AdminCommand::ClusterPresences(args) => cluster::presences(args, &config).await,
         AdminCommand::CacheStats(args) => cluster::cache_stats(args, &config).await,
     }
