@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod devstack;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod jobs;
 pub mod kubo;

@@ -95,6 +95,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         denylist: Denylist::default().with_counters(metrics.cache("denylist")),
         orgs: OrgCache::default().with_counters(metrics.cache("orgs")),
         delegates,
+        events: crate::events::EventHub::default(),
         metrics,
         bus,
         live_nodes,
@@ -235,6 +236,7 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
             .build(api::openapi::DOCUMENT_PATH)
             .configure(api::docs::configure)
             .configure(api::metrics::configure)
+            .configure(api::events::configure)
             .default_service(web::to(api::errors::not_found))
     })
     .workers(workers)
@@ -299,6 +301,10 @@ fn spawn_background(
             live_nodes: state.live_nodes.clone(),
             orgs: state.orgs.clone(),
         })),
+        tokio::spawn(crate::events::follow(
+            state.config.postgres.dsn.expose().to_string(),
+            state.events.clone(),
+        )),
         tokio::spawn(tokens::prune_loop(state.clone(), DENYLIST_PRUNE)),
         tokio::spawn(counts::compact_loop(state.db.clone(), COUNTS_COMPACT)),
     ];

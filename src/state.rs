@@ -32,6 +32,8 @@ pub struct AppState {
     /// Orgs known to exist.
     pub orgs: OrgCache,
     pub delegates: Delegates,
+    /// This node's `/v1/events` subscribers.
+    pub events: crate::events::EventHub,
     /// Every Prometheus series this node exports.
     pub metrics: Metrics,
     /// Announces cache invalidations to every node, and follows them.

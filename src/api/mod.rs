@@ -7,6 +7,7 @@ pub mod body;
 pub mod client_ip;
 pub mod docs;
 pub mod errors;
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod openapi;

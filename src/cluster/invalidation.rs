@@ -8,23 +8,21 @@
 //! that connection is lost, notifications may have been missed, so every cache is
 //! dropped before listening again.
 
-use std::time::Duration;
-
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::{future::BoxFuture, stream, FutureExt, StreamExt};
+use futures_util::{future::BoxFuture, FutureExt};
 use uuid::Uuid;
 
 use crate::{
-    auth::denylist::Denylist, cluster::scheduler::LiveNodes, error::Result,
+    auth::denylist::Denylist,
+    cluster::scheduler::LiveNodes,
+    db::listen::{self, Heard},
+    error::Result,
     tenancy::org_cache::OrgCache,
 };
 
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "anchorage_invalidate";
-
-/// How long to wait before listening again after the connection was lost.
-const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,60 +128,19 @@ impl Caches {
     }
 }
 
-/// Listens on `dsn` until aborted, applying every invalidation to `caches`; reconnects
-/// (dropping every cache first) whenever the connection is lost.
+/// Follows the channel on `dsn` until aborted, applying every invalidation to `caches`
+/// and dropping every cache whenever listening (re)starts.
 async fn listen_loop(dsn: String, caches: Caches) {
-    loop {
-        match listen(&dsn, &caches).await {
-            Ok(()) => {
-                tracing::warn!("the invalidation feed closed; caches dropped, listening again")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the invalidation feed failed; caches dropped, listening again")
-            }
-        }
-        caches.clear();
-        tokio::time::sleep(RECONNECT_AFTER).await;
-    }
-}
-
-async fn listen(dsn: &str, caches: &Caches) -> std::result::Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                    if tx.send(Ok(n.payload().to_string())).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-    });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    // Anything cached before LISTEN took effect may already be stale.
-    caches.clear();
-    tracing::debug!("listening for cache invalidations");
-    let outcome = loop {
-        match rx.recv().await {
-            Some(Ok(payload)) => match Invalidation::decode(&payload) {
-                Some(what) => caches.apply(what),
-                None => tracing::warn!(payload, "unknown cache invalidation ignored"),
-            },
-            Some(Err(e)) => break Err(e),
-            None => break Ok(()),
-        }
-    };
-    driver.abort();
-    drop(client);
-    outcome
+    listen::follow(dsn, &[CHANNEL], move |heard| match heard {
+        // Notifications may be missed from the moment the feed is lost until LISTEN is
+        // back in effect: drop everything at both ends of that gap.
+        Heard::Lost | Heard::Listening => caches.clear(),
+        Heard::Notification { payload, .. } => match Invalidation::decode(payload) {
+            Some(what) => caches.apply(what),
+            None => tracing::warn!(payload, "unknown cache invalidation ignored"),
+        },
+    })
+    .await
 }
 
 #[cfg(test)]

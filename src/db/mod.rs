@@ -2,6 +2,7 @@
 //! tenant-scoped transaction helpers that are the only way to reach tenant tables.
 
 pub mod functions;
+pub mod listen;
 pub mod locks;
 pub mod migrate;
 pub mod pool;

@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod dev;
+mod events;
 mod http;
 mod invalidation;
 mod kubo_client;

@@ -50,9 +50,14 @@ async fn up_down_up_on_an_empty_database() {
 
     let one = migrate::down(&db.owner_dsn(), false).await.unwrap();
     assert_eq!(one.len(), 1);
+    let status = migrate::status(&db.owner_dsn()).await.unwrap();
     assert!(
-        !table_exists(&db, "placements_replaced_idx").await,
-        "the newest migration was reverted"
+        !status.last().unwrap().applied && status[..total - 1].iter().all(|m| m.applied),
+        "exactly the newest migration was reverted"
+    );
+    assert!(
+        migrate::ensure_current(&db.app_dsn()).await.is_err(),
+        "the server refuses a database one migration behind"
     );
     assert!(table_exists(&db, "pin_counts").await);
     assert!(table_exists(&db, "pins").await);
