@@ -230,3 +230,31 @@ async fn a_client_that_stops_reading_is_dropped_and_others_keep_receiving() {
         "only the fast client is left"
     );
 }
+
+#[tokio::test]
+async fn the_socket_is_kept_alive_with_pings_both_ways() {
+    let db = TestDb::migrated().await;
+    let app = app(&db).await;
+    let org = app.create_org("acme").await;
+    let token = app.token(Some(org), Role::Member, None);
+    let mut ws = connect(&app.base, &token).await;
+
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("a pong")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::Pong(b"are you there".to_vec().into()));
+
+    // The server pings on its own within its interval (tungstenite answers it).
+    let deadline = anchorage::api::events::PING_EVERY + Duration::from_secs(5);
+    let ping = tokio::time::timeout(deadline, ws.next())
+        .await
+        .expect("a ping from the server")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ping, Message::Ping(_)), "{ping:?}");
+}
