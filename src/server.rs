@@ -82,6 +82,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
     let jobs: Arc<dyn JobTransport> =
         Arc::new(Jobs::connect(config.postgres.dsn.expose(), node).await?);
     let metrics = Metrics::new(&config.cluster.node_id)?;
+    let oidc = crate::auth::oidc::Oidc::from_config(&config)?;
     let (leadership, leadership_tx) = Leadership::new();
     let live_nodes = LiveNodes::new(config.cluster.heartbeat * 2, config.cluster.node_ttl)
         .with_counters(metrics.cache("live_nodes"));
@@ -92,6 +93,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         node,
         jobs,
         tokens: Arc::new(tokens),
+        oidc,
         denylist: Denylist::default().with_counters(metrics.cache("denylist")),
         orgs: OrgCache::default().with_counters(metrics.cache("orgs")),
         delegates,
@@ -204,6 +206,15 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         data.config.server.rate_limit.anonymous_per_minute,
     );
     let limit_anonymous = anonymous.is_some();
+    let sign_in = rate_limit::per_minute(
+        rate_limit::SignInClients,
+        data.config.server.rate_limit.session_per_minute,
+    );
+    let limit_sign_in = sign_in.is_some();
+    let sign_in_governor = sign_in
+        .clone()
+        .or_else(|| rate_limit::per_minute(rate_limit::SignInClients, 1))
+        .expect("a limit of 1 per minute is valid");
     let anonymous_governor = anonymous
         .clone()
         .or_else(|| rate_limit::per_minute(rate_limit::AnonymousClients, 1))
@@ -226,6 +237,10 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
                 limit_anonymous,
                 Governor::new(&anonymous_governor),
             ))
+            .wrap(middleware::Condition::new(
+                limit_sign_in,
+                Governor::new(&sign_in_governor),
+            ))
             .wrap(middleware::from_fn(api::authn::middleware))
             .wrap(middleware::from_fn(api::metrics::count))
             .wrap(middleware::from_fn(api::access_log::middleware))
@@ -237,6 +252,7 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
             .configure(api::docs::configure)
             .configure(api::metrics::configure)
             .configure(api::events::configure)
+            .configure(api::auth::configure)
             .default_service(web::to(api::errors::not_found))
     })
     .workers(workers)
@@ -251,6 +267,12 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
     if let Some(anonymous) = anonymous {
         background.push(tokio::spawn(rate_limit::prune_loop(
             anonymous,
+            RATE_LIMIT_PRUNE,
+        )));
+    }
+    if let Some(sign_in) = sign_in {
+        background.push(tokio::spawn(rate_limit::prune_loop(
+            sign_in,
             RATE_LIMIT_PRUNE,
         )));
     }

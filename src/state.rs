@@ -28,6 +28,8 @@ pub struct AppState {
     /// Pushes placement jobs to the nodes that run them.
     pub jobs: Arc<dyn JobTransport>,
     pub tokens: Arc<TokenService>,
+    /// The identity provider, when sign-in is configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
     pub denylist: Denylist,
     /// Orgs known to exist.
     pub orgs: OrgCache,

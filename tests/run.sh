@@ -21,6 +21,13 @@ trap cleanup EXIT
 # A cluster left by an interrupted run holds databases of tests that no longer exist.
 cleanup
 
+# The login tests' OpenID Provider (npm oidc-provider, tests/oidc): install it unless
+# node_modules is already there and no older than the lock file.
+if [ ! -e tests/oidc/node_modules/.package-lock.json ] \
+  || [ tests/oidc/node_modules/.package-lock.json -ot tests/oidc/package-lock.json ]; then
+  npm ci --prefix tests/oidc --no-audit --no-fund
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-4}"

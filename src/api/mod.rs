@@ -2,6 +2,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod auth;
 pub mod authn;
 pub mod body;
 pub mod client_ip;
@@ -11,12 +12,13 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod orgs;
 pub mod pins;
 pub mod rate_limit;
 pub mod tokens;
 
 use actix_web::web;
-use apistos::web::{delete, get, head, post, resource, ServiceConfig};
+use apistos::web::{delete, get, head, patch, post, resource, ServiceConfig};
 
 /// Registers every route under the app. Unknown paths and methods answer in the spec's
 /// error shape (see [`errors`]).
@@ -53,6 +55,44 @@ pub fn configure(cfg: &mut ServiceConfig, max_body_bytes: usize) {
         .service(
             resource("/v1/tokens/{jti}")
                 .route(delete().to(tokens::revoke))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/auth/login")
+                .route(get().to(auth::login))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/auth/session")
+                .route(post().to(auth::create_session))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/auth/logout")
+                .route(post().to(auth::logout))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/users/me")
+                .route(get().to(orgs::me))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/orgs")
+                .route(get().to(orgs::list))
+                .route(post().to(orgs::create))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/orgs/{org}/members")
+                .route(get().to(orgs::members))
+                .route(post().to(orgs::add_member))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/orgs/{org}/members/{member}")
+                .route(patch().to(orgs::set_role))
+                .route(delete().to(orgs::remove_member))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(

@@ -71,16 +71,26 @@ impl KeyExtractor for AnonymousClients {
     }
 }
 
-/// Sign-in attempts, per client IP, whoever is asking.
+/// The path sign-in attempts are limited on.
+pub const SIGN_IN_PATH: &str = "/v1/auth/session";
+
+/// Sign-in attempts (`POST /v1/auth/session`), per client IP, whoever is asking.
 #[derive(Debug, Clone, Copy)]
 pub struct SignInClients;
 
 impl KeyExtractor for SignInClients {
-    type Key = IpAddr;
+    type Key = RateKey;
     type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
 
-    fn extract(&self, req: &ServiceRequest) -> Result<IpAddr, Self::KeyExtractionError> {
-        Ok(client(req))
+    fn extract(&self, req: &ServiceRequest) -> Result<RateKey, Self::KeyExtractionError> {
+        if req.method() != actix_web::http::Method::POST || req.path() != SIGN_IN_PATH {
+            return Ok(RateKey::Exempt);
+        }
+        Ok(RateKey::Client(client(req)))
+    }
+
+    fn whitelisted_keys(&self) -> Vec<RateKey> {
+        vec![RateKey::Exempt]
     }
 
     fn exceed_rate_limit_response(

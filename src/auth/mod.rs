@@ -4,7 +4,10 @@
 pub mod caller;
 pub mod denylist;
 pub mod keys;
+pub mod oidc;
 pub mod roles;
+pub mod session;
+pub mod signin;
 pub mod token;
 
 pub use caller::{Caller, Principal};

@@ -175,7 +175,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_attempts (state) {
+        state -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        return_to -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        secret_hash -> Bytea,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(memberships -> orgs (org_id));
+diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_tokens -> orgs (org_id));
 diesel::joinable!(pins -> orgs (org_id));
@@ -198,4 +220,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     leases,
     cluster_state,
     audit_log,
+    login_attempts,
+    sessions,
 );

@@ -1,5 +1,7 @@
 //! Tenancy: organisations, users, memberships and API tokens.
 
+pub mod access;
+pub mod members;
 pub mod org_cache;
 pub mod orgs;
 pub mod tokens;

@@ -12,8 +12,9 @@ use crate::{
 };
 
 /// An organisation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, apistos::ApiComponent)]
 pub struct Org {
+    #[schemars(with = "String")]
     pub id: OrgId,
     pub name: String,
     pub created_at: DateTime<Utc>,

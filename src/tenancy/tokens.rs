@@ -337,6 +337,8 @@ pub async fn prune_loop(state: AppState, every: Duration) {
         };
         let pruned = crate::cluster::leader::fenced_tx(&state.db, state.node, fence, |conn| {
             async move {
+                // Ended sessions go in the same sweep.
+                crate::auth::session::prune(conn).await?;
                 Ok(diesel::delete(
                     token_denylist::table.filter(token_denylist::expires_at.lt(diesel::dsl::now)),
                 )

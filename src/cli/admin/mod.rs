@@ -5,6 +5,7 @@ mod audit;
 mod cluster;
 mod mint_token;
 mod org;
+mod people;
 mod prune_denylist;
 mod revoke_token;
 mod rotate_signing_key;
@@ -33,6 +34,11 @@ pub enum AdminCommand {
     RevokeToken(revoke_token::RevokeArgs),
     /// Delete denylist entries of tokens that have expired anyway (needs the database).
     PruneDenylist,
+    /// Make an existing user (by email) a sysadmin (needs the database).
+    GrantSysadmin { email: String },
+    /// Add, list and remove an org's members (needs the database).
+    #[command(subcommand)]
+    Member(people::MemberCommand),
     /// Print the audit log, newest first, filtered by actor, action, target, org and
     /// time (needs the database).
     Audit(audit::AuditArgs),
@@ -53,6 +59,8 @@ pub async fn run(cmd: AdminCommand, file: Option<PathBuf>) -> Result<()> {
         AdminCommand::RevokeToken(args) => revoke_token::run(args, &config).await,
         AdminCommand::PruneDenylist => prune_denylist::run(&config).await,
         AdminCommand::Audit(args) => audit::run(args, &config).await,
+        AdminCommand::GrantSysadmin { email } => people::grant_sysadmin(email, &config).await,
+        AdminCommand::Member(cmd) => people::member(cmd, &config).await,
         AdminCommand::ClusterPresences(args) => cluster::presences(args, &config).await,
         AdminCommand::CacheStats(args) => cluster::cache_stats(args, &config).await,
     }

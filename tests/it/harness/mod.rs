@@ -3,8 +3,10 @@
 pub mod app;
 pub mod bin;
 pub mod cluster;
+pub mod fake_idp;
 pub mod fake_kubo;
 pub mod kubo;
+pub mod oidc;
 pub mod pg;
 
 pub use app::{send, test_config, TestApp};

@@ -1,0 +1,320 @@
+//! `/v1/users/me`, `/v1/orgs` and `/v1/orgs/{id}/members`: who am I, which orgs exist,
+//! and who belongs to them. Sysadmins create orgs; org admins manage their members.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use apistos::{api_operation, ApiComponent};
+use futures_util::FutureExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    body::read_json,
+    client_ip::ClientIp,
+    openapi::{Doc, Reply},
+};
+use crate::{
+    audit::{self, AuditEntry},
+    auth::{Principal, Role, Scope},
+    db::{org_tx, system_tx},
+    error::{Error, Result},
+    ids::{OrgId, UserId},
+    state::AppState,
+    tenancy::{access, members, orgs, users},
+};
+
+/// `{count, results}` of any listing here.
+#[derive(Debug, Serialize, JsonSchema, ApiComponent)]
+pub struct Listing {
+    pub count: usize,
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub results: Vec<serde_json::Value>,
+}
+
+fn listing<T: Serialize>(items: Vec<T>) -> Result<Listing> {
+    let results = items
+        .into_iter()
+        .map(|i| serde_json::to_value(i).map_err(|e| Error::Internal(e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Listing {
+        count: results.len(),
+        results,
+    })
+}
+
+/// `POST /v1/orgs`.
+#[derive(Debug, Deserialize, JsonSchema, ApiComponent)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    /// Lowercase letters, digits and dashes; at most 63.
+    pub name: String,
+}
+
+/// `POST /v1/orgs/{id}/members`.
+#[derive(Debug, Deserialize, JsonSchema, ApiComponent)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub email: String,
+    /// `member` or `orgadmin`.
+    #[schemars(with = "String")]
+    pub role: Role,
+}
+
+/// `PATCH /v1/orgs/{id}/members/{member}`.
+#[derive(Debug, Deserialize, JsonSchema, ApiComponent)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRole {
+    #[schemars(with = "String")]
+    pub role: Role,
+}
+
+fn path_org(req: &HttpRequest) -> Result<OrgId> {
+    req.match_info()
+        .get("org")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::NotFound("no such org".into()))
+}
+
+fn path_member(req: &HttpRequest) -> Result<Uuid> {
+    req.match_info()
+        .get("member")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::NotFound("no such member".into()))
+}
+
+fn actor(p: &Principal) -> String {
+    format!("{}:{}", p.0.sub, p.0.jti)
+}
+
+#[api_operation(
+    operation_id = "me",
+    tag = "users",
+    summary = "Who am I",
+    description = "The signed-in user (or the user an API token names), with their orgs and roles"
+)]
+pub async fn me(state: web::Data<AppState>, principal: Principal) -> Result<Reply<200, users::Me>> {
+    let user: UserId = principal
+        .0
+        .sub
+        .parse()
+        .map_err(|_| Error::NotFound("this token names no user".into()))?;
+    let me = system_tx(&state.db, move |conn| users::me(conn, user).boxed())
+        .await
+        .map_err(|e| match e {
+            Error::Database(diesel::result::Error::NotFound) => {
+                Error::NotFound("this token names no user".into())
+            }
+            other => other,
+        })?;
+    Ok(HttpResponse::Ok().json(me).into())
+}
+
+#[api_operation(
+    operation_id = "listOrgs",
+    tag = "orgs",
+    summary = "List orgs",
+    description = "Every org for a sysadmin; otherwise the caller's own"
+)]
+pub async fn list(state: web::Data<AppState>, principal: Principal) -> Result<Reply<200, Listing>> {
+    let claims = principal.0.clone();
+    let all = system_tx(&state.db, |conn| orgs::list(conn).boxed()).await?;
+    let visible: Vec<orgs::Org> = if claims.role == Role::Sysadmin {
+        all
+    } else {
+        let mut mine = Vec::new();
+        for org in all {
+            if access::role_in(&state, &claims, org.id).await?.is_some() {
+                mine.push(org);
+            }
+        }
+        mine
+    };
+    Ok(HttpResponse::Ok().json(listing(visible)?).into())
+}
+
+#[api_operation(
+    operation_id = "createOrg",
+    tag = "orgs",
+    summary = "Create an org",
+    description = "Sysadmins only",
+    skip_args = "payload"
+)]
+pub async fn create(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    payload: web::Payload,
+    _body: Doc<web::Json<NewOrg>>,
+) -> Result<Reply<201, orgs::Org>> {
+    if principal.0.role != Role::Sysadmin {
+        return Err(Error::Forbidden("only a sysadmin creates orgs".into()));
+    }
+    principal.require(Scope::ClusterWrite)?;
+    let body: NewOrg = read_json(&req, payload, state.config.server.max_body_bytes).await?;
+    let (who, ip) = (actor(&principal), ClientIp::of(&req));
+    let org = system_tx(&state.db, move |conn| {
+        async move {
+            let org = orgs::create(conn, &body.name).await?;
+            audit::record(
+                conn,
+                AuditEntry::new(who, "org.create", org.id.to_string())
+                    .org(org.id)
+                    .source_ip(ip)
+                    .details(json!({ "name": org.name })),
+            )
+            .await?;
+            Ok(org)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(org).into())
+}
+
+#[api_operation(
+    operation_id = "listMembers",
+    tag = "orgs",
+    summary = "List an org's members",
+    description = "Members and pending invitations; for the org's admins and sysadmins"
+)]
+pub async fn members(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<200, Listing>> {
+    let org = path_org(&req)?;
+    access::require(
+        &state,
+        &principal.0,
+        org,
+        Role::Orgadmin,
+        Scope::MembersRead,
+    )
+    .await?;
+    let list = org_tx(&state.db, org, move |conn| members::list(conn, org).boxed()).await?;
+    Ok(HttpResponse::Ok().json(listing(list)?).into())
+}
+
+#[api_operation(
+    operation_id = "addMember",
+    tag = "orgs",
+    summary = "Add a member by email",
+    description = "Binds at once when that email has signed in before, otherwise when it first does",
+    skip_args = "payload"
+)]
+pub async fn add_member(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    payload: web::Payload,
+    _body: Doc<web::Json<NewMember>>,
+) -> Result<Reply<201, members::Member>> {
+    let org = path_org(&req)?;
+    access::require(
+        &state,
+        &principal.0,
+        org,
+        Role::Orgadmin,
+        Scope::MembersWrite,
+    )
+    .await?;
+    let body: NewMember = read_json(&req, payload, state.config.server.max_body_bytes).await?;
+    let (who, ip) = (actor(&principal), ClientIp::of(&req));
+    let member = org_tx(&state.db, org, move |conn| {
+        async move {
+            let member = members::add(conn, org, &body.email, body.role).await?;
+            audit::record(
+                conn,
+                AuditEntry::new(who, "member.add", body.email.clone())
+                    .org(org)
+                    .source_ip(ip)
+                    .details(json!({ "role": member.role, "pending": member.pending })),
+            )
+            .await?;
+            Ok(member)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(member).into())
+}
+
+#[api_operation(
+    operation_id = "setMemberRole",
+    tag = "orgs",
+    summary = "Change a member's role",
+    skip_args = "payload"
+)]
+pub async fn set_role(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    payload: web::Payload,
+    _body: Doc<web::Json<MemberRole>>,
+) -> Result<Reply<204>> {
+    let (org, member) = (path_org(&req)?, path_member(&req)?);
+    access::require(
+        &state,
+        &principal.0,
+        org,
+        Role::Orgadmin,
+        Scope::MembersWrite,
+    )
+    .await?;
+    let body: MemberRole = read_json(&req, payload, state.config.server.max_body_bytes).await?;
+    let (who, ip) = (actor(&principal), ClientIp::of(&req));
+    org_tx(&state.db, org, move |conn| {
+        async move {
+            members::set_role(conn, org, member, body.role).await?;
+            audit::record(
+                conn,
+                AuditEntry::new(who, "member.role", member.to_string())
+                    .org(org)
+                    .source_ip(ip)
+                    .details(json!({ "role": body.role.as_str() })),
+            )
+            .await
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish().into())
+}
+
+#[api_operation(
+    operation_id = "removeMember",
+    tag = "orgs",
+    summary = "Remove a member"
+)]
+pub async fn remove_member(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<204>> {
+    let (org, member) = (path_org(&req)?, path_member(&req)?);
+    access::require(
+        &state,
+        &principal.0,
+        org,
+        Role::Orgadmin,
+        Scope::MembersWrite,
+    )
+    .await?;
+    let (who, ip) = (actor(&principal), ClientIp::of(&req));
+    org_tx(&state.db, org, move |conn| {
+        async move {
+            members::remove(conn, org, member).await?;
+            audit::record(
+                conn,
+                AuditEntry::new(who, "member.remove", member.to_string())
+                    .org(org)
+                    .source_ip(ip),
+            )
+            .await
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish().into())
+}

@@ -1,0 +1,130 @@
+//! `anchorage admin grant-sysadmin EMAIL` and `anchorage admin member add|list|remove`:
+//! the operator's side of users and memberships (needs the database; audited).
+
+use clap::Subcommand;
+use futures_util::FutureExt;
+use serde_json::json;
+
+use crate::{
+    audit::{self, AuditEntry},
+    auth::Role,
+    config::Config,
+    db::{org_tx, system_tx},
+    error::{Error, Result},
+    tenancy::{members, orgs, users},
+};
+
+/// Makes an existing user (by email) a sysadmin.
+pub async fn grant_sysadmin(email: String, config: &Config) -> Result<()> {
+    let pool = super::cli_pool(config)?;
+    let actor = super::cli_actor();
+    system_tx(&pool, |conn| {
+        async move {
+            if !users::grant_sysadmin(conn, &email).await? {
+                return Err(Error::NotFound(format!(
+                    "no user with email {email}; they must sign in once first (or use bootstrap.sysadmins)"
+                )));
+            }
+            audit::record(conn, AuditEntry::new(actor, "user.grant_sysadmin", email.clone())).await
+        }
+        .boxed()
+    })
+    .await?;
+    println!("granted sysadmin");
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add EMAIL to ORG (an invitation until that email first signs in).
+    Add {
+        /// Org id (org_…) or name.
+        org: String,
+        email: String,
+        /// member or orgadmin.
+        #[arg(long, default_value = "member")]
+        role: Role,
+    },
+    /// List ORG's members and invitations.
+    List {
+        /// Org id (org_…) or name.
+        org: String,
+    },
+    /// Remove EMAIL from ORG.
+    Remove {
+        /// Org id (org_…) or name.
+        org: String,
+        email: String,
+    },
+}
+
+pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
+    let pool = super::cli_pool(config)?;
+    let actor = super::cli_actor();
+    let org_arg = match &cmd {
+        MemberCommand::Add { org, .. }
+        | MemberCommand::List { org }
+        | MemberCommand::Remove { org, .. } => org.clone(),
+    };
+    let org = system_tx(&pool, |conn| {
+        async move { Ok(orgs::resolve(conn, &org_arg).await?.id) }.boxed()
+    })
+    .await?;
+    match cmd {
+        MemberCommand::Add { email, role, .. } => {
+            let m = org_tx(&pool, org, |conn| {
+                async move {
+                    let m = members::add(conn, org, &email, role).await?;
+                    audit::record(
+                        conn,
+                        AuditEntry::new(actor, "member.add", email.clone())
+                            .org(org)
+                            .details(json!({ "role": m.role, "pending": m.pending })),
+                    )
+                    .await?;
+                    Ok(m)
+                }
+                .boxed()
+            })
+            .await?;
+            println!("{}\t{}", m.id, if m.pending { "invited" } else { "added" });
+        }
+        MemberCommand::List { .. } => {
+            let list = org_tx(&pool, org, |conn| members::list(conn, org).boxed()).await?;
+            for m in list {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    m.id,
+                    m.email.unwrap_or_default(),
+                    m.role,
+                    if m.pending { "pending" } else { "active" }
+                );
+            }
+        }
+        MemberCommand::Remove { email, .. } => {
+            org_tx(&pool, org, |conn| {
+                async move {
+                    let found = members::list(conn, org)
+                        .await?
+                        .into_iter()
+                        .find(|m| {
+                            m.email
+                                .as_deref()
+                                .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+                        })
+                        .ok_or_else(|| Error::NotFound(format!("{email} is not in the org")))?;
+                    members::remove(conn, org, found.id).await?;
+                    audit::record(
+                        conn,
+                        AuditEntry::new(actor, "member.remove", found.id.to_string()).org(org),
+                    )
+                    .await
+                }
+                .boxed()
+            })
+            .await?;
+            println!("removed");
+        }
+    }
+    Ok(())
+}

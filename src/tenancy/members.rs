@@ -1,0 +1,174 @@
+//! An org's members: people with a role in it, and invitations by email that bind to
+//! the person when that email first signs in. Runs in the org's own transaction
+//! (`org_tx`), so row-level security keeps every query inside the org.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    auth::Role,
+    db::{
+        functions::lower,
+        schema::{memberships, users},
+    },
+    error::{Error, Result},
+    ids::{OrgId, UserId},
+};
+
+/// One membership of an org.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema, apistos::ApiComponent)]
+pub struct Member {
+    pub id: Uuid,
+    /// Absent while the invitation is pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub user: Option<UserId>,
+    pub email: Option<String>,
+    pub role: String,
+    pub pending: bool,
+}
+
+/// The org's members and pending invitations, by email.
+pub async fn list(conn: &mut AsyncPgConnection, org: OrgId) -> Result<Vec<Member>> {
+    /// id, user, the user's email, the invited email, role.
+    type Row = (Uuid, Option<Uuid>, Option<String>, Option<String>, String);
+    let rows: Vec<Row> = memberships::table
+        .left_join(users::table)
+        .filter(memberships::org_id.eq(org.uuid()))
+        .select((
+            memberships::id,
+            memberships::user_id,
+            users::email.nullable(),
+            memberships::email,
+            memberships::role,
+        ))
+        .order(memberships::created_at)
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, user, user_email, invited, role)| Member {
+            id,
+            user: user.map(UserId::from_uuid),
+            email: user_email.or(invited),
+            role,
+            pending: user.is_none(),
+        })
+        .collect())
+}
+
+fn org_role(role: Role) -> Result<&'static str> {
+    match role {
+        Role::Member | Role::Orgadmin => Ok(role.as_str()),
+        Role::Sysadmin => Err(Error::BadRequest(
+            "sysadmin is a cluster role, not an org role (anchorage admin grant-sysadmin)".into(),
+        )),
+    }
+}
+
+/// Adds `email` with `role`: at once when someone with that email has signed in,
+/// otherwise as an invitation that binds on their first sign-in.
+pub async fn add(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    email: &str,
+    role: Role,
+) -> Result<Member> {
+    let role = org_role(role)?;
+    let email = email.trim();
+    if !email.contains('@') || email.len() > 320 {
+        return Err(Error::BadRequest(format!(
+            "'{email}' is not an email address"
+        )));
+    }
+    let user: Option<Uuid> = users::table
+        .filter(lower(users::email).eq(lower(Some(email))))
+        .select(users::id)
+        .first(conn)
+        .await
+        .optional()?;
+    let id = Uuid::now_v7();
+    diesel::insert_into(memberships::table)
+        .values((
+            memberships::id.eq(id),
+            memberships::org_id.eq(org.uuid()),
+            memberships::user_id.eq(user),
+            memberships::email.eq(email),
+            memberships::role.eq(role),
+        ))
+        .execute(conn)
+        .await
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => Error::Conflict(format!("{email} is already a member or invited")),
+            other => other.into(),
+        })?;
+    Ok(Member {
+        id,
+        user: user.map(UserId::from_uuid),
+        email: Some(email.to_string()),
+        role: role.to_string(),
+        pending: user.is_none(),
+    })
+}
+
+/// Changes a membership's role; `NotFound` when `member` is not in `org`.
+pub async fn set_role(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    member: Uuid,
+    role: Role,
+) -> Result<()> {
+    let role = org_role(role)?;
+    let changed = diesel::update(
+        memberships::table
+            .filter(memberships::org_id.eq(org.uuid()))
+            .filter(memberships::id.eq(member)),
+    )
+    .set(memberships::role.eq(role))
+    .execute(conn)
+    .await?;
+    if changed == 0 {
+        return Err(Error::NotFound("no such member".into()));
+    }
+    Ok(())
+}
+
+/// Removes a membership (or invitation); `NotFound` when `member` is not in `org`.
+pub async fn remove(conn: &mut AsyncPgConnection, org: OrgId, member: Uuid) -> Result<()> {
+    let removed = diesel::delete(
+        memberships::table
+            .filter(memberships::org_id.eq(org.uuid()))
+            .filter(memberships::id.eq(member)),
+    )
+    .execute(conn)
+    .await?;
+    if removed == 0 {
+        return Err(Error::NotFound("no such member".into()));
+    }
+    Ok(())
+}
+
+/// `user`'s role in `org`, if a member.
+pub async fn role_of(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+) -> Result<Option<Role>> {
+    let role: Option<String> = memberships::table
+        .filter(memberships::org_id.eq(org.uuid()))
+        .filter(memberships::user_id.eq(user.uuid()))
+        .select(memberships::role)
+        .first(conn)
+        .await
+        .optional()?;
+    role.map(|r| {
+        r.parse::<Role>()
+            .map_err(|_| Error::Internal(format!("membership role '{r}'")))
+    })
+    .transpose()
+}
