@@ -406,3 +406,51 @@ async fn cluster_presences_and_cache_stats_show_a_running_node() {
         "{stats}"
     );
 }
+
+/// `admin member add|list|remove` and `admin grant-sysadmin` against the database.
+#[tokio::test]
+async fn members_and_sysadmins_from_the_command_line() {
+    let db = TestDb::migrated().await;
+    let env = [("ANCHORAGE_POSTGRES__DSN", db.app_dsn())];
+    let out = anchorage(&["admin", "org", "create", "acme"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = anchorage(
+        &[
+            "admin",
+            "member",
+            "add",
+            "acme",
+            "ann@example.com",
+            "--role",
+            "orgadmin",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("invited"), "{}", stdout(&out));
+    let list = stdout(&anchorage(&["admin", "member", "list", "acme"], &env));
+    assert!(
+        list.contains("ann@example.com\torgadmin\tpending"),
+        "{list}"
+    );
+    let out = anchorage(&["admin", "member", "add", "acme", "ann@example.com"], &env);
+    assert!(!out.status.success(), "a second invitation is refused");
+    let out = anchorage(
+        &["admin", "member", "remove", "acme", "ann@example.com"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&anchorage(&["admin", "member", "list", "acme"], &env)),
+        ""
+    );
+
+    let out = anchorage(&["admin", "grant-sysadmin", "nobody@example.com"], &env);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("sign in once first"),
+        "{}",
+        stderr(&out)
+    );
+}
