@@ -7,10 +7,16 @@ use futures_util::FutureExt;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::openapi::Reply;
+use serde_json::json;
+
+use super::{
+    client_ip::ClientIp,
+    openapi::{Doc, Reply},
+};
 use crate::{
     audit::{self, AuditQuery, AuditView},
     auth::{Principal, Role, Scope},
+    cluster::ops,
     db::{org_tx, system_tx},
     error::{Error, Result},
     state::AppState,
@@ -80,5 +86,266 @@ pub async fn audit(
             results: results.into_iter().map(AuditView::from).collect(),
             next,
         })
+        .into())
+}
+
+/// Any admin answer (documented as a JSON object).
+#[derive(Debug, Serialize, JsonSchema, ApiComponent)]
+#[serde(transparent)]
+pub struct AdminJson(
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")] serde_json::Value,
+);
+
+fn admin_json(value: impl Serialize) -> Result<AdminJson> {
+    serde_json::to_value(value)
+        .map(AdminJson)
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Cluster administration is for sysadmins only.
+fn sysadmin(principal: &Principal, scope: Scope) -> Result<String> {
+    if principal.0.role != Role::Sysadmin {
+        return Err(Error::Forbidden(
+            "cluster administration is for sysadmins".into(),
+        ));
+    }
+    principal.require(scope)?;
+    Ok(format!("{}:{}", principal.0.sub, principal.0.jti))
+}
+
+#[api_operation(
+    operation_id = "listNodes",
+    tag = "admin",
+    summary = "Cluster nodes",
+    description = "Every node: name, id, state, liveness, leader, last seen, Kubo peer id, placements per state, cache stats"
+)]
+pub async fn nodes(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<Reply<200, AdminJson>> {
+    sysadmin(&principal, Scope::ClusterRead)?;
+    let list = crate::cluster::presences::list(&state.db, state.config.cluster.node_ttl).await?;
+    Ok(HttpResponse::Ok()
+        .json(admin_json(json!({ "count": list.len(), "results": list }))?)
+        .into())
+}
+
+async fn node_state(
+    state: &AppState,
+    principal: &Principal,
+    req: &HttpRequest,
+    to: ops::NodeState,
+) -> Result<HttpResponse> {
+    let actor = sysadmin(principal, Scope::ClusterWrite)?;
+    let which = req.match_info().get("node").unwrap_or_default().to_string();
+    let node = ops::set_node_state(
+        &state.db,
+        state.bus.clone(),
+        &which,
+        to,
+        actor,
+        ClientIp::of(req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(node))
+}
+
+#[api_operation(
+    operation_id = "drainNode",
+    tag = "admin",
+    summary = "Drain a node",
+    description = "No new placements; its replicas are copied elsewhere, then removed from it once the copies are pinned"
+)]
+pub async fn drain(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<200, AdminJson>> {
+    Ok(
+        node_state(&state, &principal, &req, ops::NodeState::Draining)
+            .await?
+            .into(),
+    )
+}
+
+#[api_operation(
+    operation_id = "cordonNode",
+    tag = "admin",
+    summary = "Cordon a node",
+    description = "No new placements; nothing is moved"
+)]
+pub async fn cordon(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<200, AdminJson>> {
+    Ok(
+        node_state(&state, &principal, &req, ops::NodeState::Cordoned)
+            .await?
+            .into(),
+    )
+}
+
+#[api_operation(
+    operation_id = "uncordonNode",
+    tag = "admin",
+    summary = "Return a node to active"
+)]
+pub async fn uncordon(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<200, AdminJson>> {
+    Ok(node_state(&state, &principal, &req, ops::NodeState::Active)
+        .await?
+        .into())
+}
+
+/// `PUT /v1/admin/maintenance`.
+#[derive(Debug, serde::Deserialize, JsonSchema, ApiComponent)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceOn {
+    pub reason: String,
+    /// e.g. `30m`.
+    pub ttl: String,
+}
+
+#[api_operation(
+    operation_id = "getMaintenance",
+    tag = "admin",
+    summary = "Maintenance mode"
+)]
+pub async fn get_maintenance(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<Reply<200, AdminJson>> {
+    sysadmin(&principal, Scope::ClusterRead)?;
+    let mut conn = crate::db::pool::get(&state.db).await?;
+    Ok(HttpResponse::Ok()
+        .json(admin_json(ops::maintenance(&mut conn).await?)?)
+        .into())
+}
+
+#[api_operation(
+    operation_id = "maintenanceOn",
+    tag = "admin",
+    summary = "Turn maintenance on",
+    description = "Pauses re-placement and rebalancing until turned off or the TTL passes",
+    skip_args = "payload"
+)]
+pub async fn put_maintenance(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    payload: web::Payload,
+    _body: Doc<web::Json<MaintenanceOn>>,
+) -> Result<Reply<200, AdminJson>> {
+    let actor = sysadmin(&principal, Scope::ClusterWrite)?;
+    let body: MaintenanceOn =
+        crate::api::body::read_json(&req, payload, state.config.server.max_body_bytes).await?;
+    let ttl = humantime::parse_duration(&body.ttl)
+        .map_err(|e| Error::BadRequest(format!("ttl '{}': {e}", body.ttl)))?;
+    let m = ops::maintenance_on(&state.db, body.reason, ttl, actor, ClientIp::of(&req)).await?;
+    Ok(HttpResponse::Ok().json(admin_json(m)?).into())
+}
+
+#[api_operation(
+    operation_id = "maintenanceOff",
+    tag = "admin",
+    summary = "Turn maintenance off"
+)]
+pub async fn delete_maintenance(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<200, AdminJson>> {
+    let actor = sysadmin(&principal, Scope::ClusterWrite)?;
+    let m = ops::maintenance_off(&state.db, actor, ClientIp::of(&req)).await?;
+    Ok(HttpResponse::Ok().json(admin_json(m)?).into())
+}
+
+#[api_operation(
+    operation_id = "rebalancePlan",
+    tag = "admin",
+    summary = "Rebalance plan",
+    description = "The moves the leader would start now, how many are in flight, and whether an apply is running"
+)]
+pub async fn rebalance_plan(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<Reply<200, AdminJson>> {
+    sysadmin(&principal, Scope::ClusterRead)?;
+    let mut conn = crate::db::pool::get(&state.db).await?;
+    let status = ops::rebalance_status(&mut conn, state.config.cluster.node_ttl).await?;
+    Ok(HttpResponse::Ok().json(admin_json(status)?).into())
+}
+
+#[api_operation(
+    operation_id = "rebalanceApply",
+    tag = "admin",
+    summary = "Apply the rebalance plan",
+    description = "The leader applies it round by round, copy then remove, until nothing is left to move"
+)]
+pub async fn rebalance_apply(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<202, AdminJson>> {
+    let actor = sysadmin(&principal, Scope::ClusterWrite)?;
+    ops::request_rebalance(&state.db, actor, ClientIp::of(&req)).await?;
+    Ok(HttpResponse::Accepted()
+        .json(admin_json(json!({ "requested": true }))?)
+        .into())
+}
+
+#[api_operation(
+    operation_id = "cacheStats",
+    tag = "admin",
+    summary = "Cache statistics per node"
+)]
+pub async fn cache_stats(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<Reply<200, AdminJson>> {
+    sysadmin(&principal, Scope::ClusterRead)?;
+    let list = crate::cluster::presences::list(&state.db, state.config.cluster.node_ttl).await?;
+    let stats: serde_json::Map<String, serde_json::Value> = list
+        .into_iter()
+        .map(|n| {
+            (
+                n.node_id,
+                serde_json::to_value(n.caches).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(admin_json(stats)?).into())
+}
+
+#[api_operation(
+    operation_id = "requeue",
+    tag = "admin",
+    summary = "Re-queue placements",
+    description = "Gives matching placements (by cid, node, status: failed by default) a fresh job",
+    skip_args = "payload"
+)]
+pub async fn requeue(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<Reply<200, AdminJson>> {
+    let actor = sysadmin(&principal, Scope::ClusterWrite)?;
+    let filter: ops::RequeueFilter =
+        crate::api::body::read_json(&req, payload, state.config.server.max_body_bytes).await?;
+    let n = ops::requeue(
+        &state.db,
+        state.jobs.as_ref(),
+        filter,
+        actor,
+        ClientIp::of(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .json(admin_json(json!({ "requeued": n }))?)
         .into())
 }

@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use apistos::api_operation;
 use serde_json::json;
 
-use crate::{db::pool, state::AppState};
+use crate::{cluster::ops, state::AppState};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -22,22 +22,23 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /v1/ready`: 200 when Postgres and Kubo answer, else 503 naming what failed.
+/// `GET /v1/ready`: 200 when Postgres and Kubo answer and the node is not draining,
+/// else 503 naming what failed.
 #[api_operation(
     operation_id = "ready",
     tag = "health",
-    summary = "Readiness: 200 when Postgres and this node's Kubo answer, else 503 naming what failed",
+    summary = "Readiness: 200 when Postgres and this node's Kubo answer and it is not draining, else 503 naming what failed",
     no_security
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let (postgres, kubo) = tokio::join!(
-        tokio::time::timeout(PROBE_TIMEOUT, pool::ping(&state.db)),
+    let (node_state, kubo) = tokio::join!(
+        tokio::time::timeout(PROBE_TIMEOUT, ops::own_state(&state.db, state.node)),
         tokio::time::timeout(PROBE_TIMEOUT, state.kubo.id()),
     );
-    let postgres = match postgres {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".to_string()),
+    let (postgres, draining) = match node_state {
+        Ok(Ok(s)) => (Ok(()), s == "draining"),
+        Ok(Err(e)) => (Err(e.to_string()), false),
+        Err(_) => (Err("timed out".to_string()), false),
     };
     let kubo = match kubo {
         Ok(Ok(_)) => Ok(()),
@@ -48,8 +49,17 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => "ok".to_string(),
         Err(_) => "unavailable".to_string(),
     };
-    let checks = json!({ "postgres": verdict(&postgres), "kubo": verdict(&kubo) });
-    let failed: Vec<&str> = [("postgres", &postgres), ("kubo", &kubo)]
+    let node = if draining {
+        Err("draining".to_string())
+    } else {
+        Ok(())
+    };
+    let checks = json!({
+        "postgres": verdict(&postgres),
+        "kubo": verdict(&kubo),
+        "node": if draining { "draining" } else { "ok" },
+    });
+    let failed: Vec<&str> = [("postgres", &postgres), ("kubo", &kubo), ("node", &node)]
         .iter()
         .filter(|(_, r)| r.is_err())
         .map(|(name, r)| {

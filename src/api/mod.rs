@@ -18,7 +18,7 @@ pub mod rate_limit;
 pub mod tokens;
 
 use actix_web::web;
-use apistos::web::{delete, get, head, patch, post, resource, ServiceConfig};
+use apistos::web::{delete, get, head, patch, post, put, resource, ServiceConfig};
 
 /// Registers every route under the app. Unknown paths and methods answer in the spec's
 /// error shape (see [`errors`]).
@@ -93,6 +93,49 @@ pub fn configure(cfg: &mut ServiceConfig, max_body_bytes: usize) {
             resource("/v1/orgs/{org}/members/{member}")
                 .route(patch().to(orgs::set_role))
                 .route(delete().to(orgs::remove_member))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/nodes")
+                .route(get().to(admin::nodes))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/nodes/{node}/drain")
+                .route(post().to(admin::drain))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/nodes/{node}/cordon")
+                .route(post().to(admin::cordon))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/nodes/{node}/uncordon")
+                .route(post().to(admin::uncordon))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/maintenance")
+                .route(get().to(admin::get_maintenance))
+                .route(put().to(admin::put_maintenance))
+                .route(delete().to(admin::delete_maintenance))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/rebalance")
+                .route(get().to(admin::rebalance_plan))
+                .route(post().to(admin::rebalance_apply))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/cache-stats")
+                .route(get().to(admin::cache_stats))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .service(
+            resource("/v1/admin/requeue")
+                .route(post().to(admin::requeue))
                 .default_service(web::to(errors::method_not_allowed)),
         )
         .service(

@@ -7,6 +7,8 @@ pub mod heartbeat;
 pub mod invalidation;
 pub mod leader;
 pub mod nodes;
+pub mod ops;
+pub mod plan;
 pub mod presences;
 pub mod repair;
 pub mod scheduler;

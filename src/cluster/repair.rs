@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::{
     leader::fenced_tx,
+    ops,
     scheduler::{self, LiveNode},
 };
 use crate::{
@@ -61,20 +62,67 @@ pub async fn repair_loop(state: AppState, every: Duration) {
                 continue;
             }
         };
-        let ids: Vec<Uuid> = live.iter().map(|n| n.id).collect();
+        // Every live node, whatever its state: draining and cordoned nodes still run
+        // their jobs and give up replaced copies.
+        let up = match up_nodes(&state).await {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading live nodes failed; will retry");
+                continue;
+            }
+        };
+        if let Err(e) = ops::watchdog(&state, fence).await {
+            tracing::warn!(error = %e, "maintenance watchdog failed; will retry");
+        }
+        let maintenance = match ops::maintenance_active(&state.db).await {
+            Ok(on) => on,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the maintenance flag failed; will retry");
+                continue;
+            }
+        };
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = Instant::now();
-            if let Err(e) = sweeper::sweep(&state, fence, &ids).await {
+            if let Err(e) = sweeper::sweep(&state, fence, &up).await {
                 tracing::warn!(error = %e, "requeue sweep failed; will retry");
             }
         }
-        if let Err(e) = repair(&state, fence, &live).await {
-            tracing::warn!(error = %e, "repair round failed; will retry");
+        // Maintenance (rolling restarts) pauses re-placement and rebalancing; drains,
+        // asked for explicitly, go on.
+        if !maintenance {
+            if let Err(e) = repair(&state, fence, &live).await {
+                tracing::warn!(error = %e, "repair round failed; will retry");
+            }
         }
-        if let Err(e) = trim(&state, fence, &ids).await {
+        if let Err(e) = ops::drain_round(&state, fence, &live).await {
+            tracing::warn!(error = %e, "drain round failed; will retry");
+        }
+        if let Err(e) = trim(&state, fence, &up).await {
             tracing::warn!(error = %e, "trim round failed; will retry");
         }
+        if !maintenance {
+            if let Err(e) = ops::rebalance_round(&state, fence).await {
+                tracing::warn!(error = %e, "rebalance round failed; will retry");
+            }
+        }
     }
+}
+
+/// Ids of every node seen within `cluster.nodeTTL` with a healthy Kubo, any state.
+async fn up_nodes(state: &AppState) -> Result<Vec<Uuid>> {
+    let mut conn = pool::get(&state.db).await?;
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let rows: Vec<Id> = diesel::sql_query(
+        "SELECT id FROM nodes WHERE kubo_healthy AND last_seen > now() - make_interval(secs => $1)",
+    )
+    .bind::<Double, _>(state.config.cluster.node_ttl.as_secs_f64())
+    .load(&mut conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 async fn read_live(state: &AppState) -> Result<Vec<LiveNode>> {
@@ -105,7 +153,7 @@ pub async fn repair(state: &AppState, fence: i64, live: &Arc<Vec<LiveNode>>) -> 
     for c in candidates {
         let live = live.clone();
         let jobs = fenced_tx(&state.db, state.node, fence, move |conn| {
-            async move { replace_one(conn, &c.cid, c.node_id, &live, wanted).await }.boxed()
+            async move { replace_one(conn, &c.cid, c.node_id, &live, wanted, false).await }.boxed()
         })
         .await?;
         if let Some(jobs) = jobs {
@@ -122,12 +170,13 @@ pub async fn repair(state: &AppState, fence: i64, live: &Arc<Vec<LiveNode>>) -> 
 /// Replaces the placement of `cid` on the dead node `dead`: tops the CID up to `wanted`
 /// replicas on live nodes, then marks the dead one replaced. `None` when nothing could be
 /// done (no longer wanted, or no live node to take it).
-async fn replace_one(
+pub(crate) async fn replace_one(
     conn: &mut AsyncPgConnection,
     cid: &str,
     dead: Uuid,
     live: &[LiveNode],
     wanted: usize,
+    strict: bool,
 ) -> Result<Option<Vec<PlacementJob>>> {
     // Lock order as everywhere: refcount row, then placements.
     if store::lock_refcount(conn, cid)
@@ -150,8 +199,15 @@ async fn replace_one(
         .count();
     let holding: Vec<Uuid> = placements.iter().map(|p| p.node_id).collect();
     let chosen = scheduler::choose(live, &holding, wanted.saturating_sub(on_live));
-    if on_live + chosen.len() == 0 {
-        return Ok(None); // nowhere to put it yet: keep the dead copy as the wanted one
+    // A dead node's copy is replaced as well as we can; a copy leaving a node that is
+    // still up (drain) only when the others will hold all wanted replicas.
+    let enough = if strict {
+        on_live + chosen.len() >= wanted
+    } else {
+        on_live + chosen.len() > 0
+    };
+    if !enough {
+        return Ok(None); // nowhere to put it yet: keep this copy as a wanted one
     }
     let mut jobs = Vec::new();
     for node in chosen {

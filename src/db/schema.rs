@@ -159,6 +159,8 @@ diesel::table! {
         maintenance_expires_at -> Nullable<Timestamptz>,
         maintenance_set_by -> Nullable<Text>,
         updated_at -> Timestamptz,
+        rebalance_requested_at -> Nullable<Timestamptz>,
+        rebalance_requested_by -> Nullable<Text>,
     }
 }
 

@@ -55,7 +55,7 @@ pub trait JobTransport: Send + Sync {
     fn wait_idle(&self) -> BoxFuture<'_, ()>;
 }
 
-impl dyn JobTransport {
+impl dyn JobTransport + '_ {
     /// Queues each job now.
     pub async fn enqueue_all(&self, jobs: &[PlacementJob]) {
         for job in jobs {

@@ -7,6 +7,7 @@ mod harness;
 mod audit_api;
 mod cli;
 mod cluster;
+mod cluster_ops;
 mod crash;
 mod dev;
 mod events;

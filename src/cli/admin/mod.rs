@@ -3,6 +3,7 @@
 
 mod audit;
 mod cluster;
+mod cluster_ops;
 mod mint_token;
 mod org;
 mod people;
@@ -34,6 +35,24 @@ pub enum AdminCommand {
     RevokeToken(revoke_token::RevokeArgs),
     /// Delete denylist entries of tokens that have expired anyway (needs the database).
     PruneDenylist,
+    /// Drain NODE (name or nod_…): no new placements; its replicas move to other nodes,
+    /// each removed only once its copy is pinned. Needs the database; a running cluster's
+    /// leader does the moving.
+    Drain { node: String },
+    /// Cordon NODE: no new placements, nothing moved (needs the database).
+    Cordon { node: String },
+    /// Return NODE to active (needs the database).
+    Uncordon { node: String },
+    /// Maintenance mode: pause re-placement and rebalancing (needs the database; the
+    /// running leader enforces the TTL).
+    #[command(subcommand)]
+    Maintenance(cluster_ops::MaintenanceCommand),
+    /// Print the rebalance plan (--dry-run), or ask the leader to apply it and wait
+    /// (needs the database; applying needs a running cluster).
+    Rebalance(cluster_ops::RebalanceArgs),
+    /// Re-queue placements by CID, node or status (needs the database; the nodes' workers
+    /// run them).
+    Requeue(cluster_ops::RequeueArgs),
     /// Make an existing user (by email) a sysadmin (needs the database).
     GrantSysadmin { email: String },
     /// Add, list and remove an org's members (needs the database).
@@ -59,6 +78,18 @@ pub async fn run(cmd: AdminCommand, file: Option<PathBuf>) -> Result<()> {
         AdminCommand::RevokeToken(args) => revoke_token::run(args, &config).await,
         AdminCommand::PruneDenylist => prune_denylist::run(&config).await,
         AdminCommand::Audit(args) => audit::run(args, &config).await,
+        AdminCommand::Drain { node } => {
+            cluster_ops::node_state(node, crate::cluster::ops::NodeState::Draining, &config).await
+        }
+        AdminCommand::Cordon { node } => {
+            cluster_ops::node_state(node, crate::cluster::ops::NodeState::Cordoned, &config).await
+        }
+        AdminCommand::Uncordon { node } => {
+            cluster_ops::node_state(node, crate::cluster::ops::NodeState::Active, &config).await
+        }
+        AdminCommand::Maintenance(cmd) => cluster_ops::maintenance(cmd, &config).await,
+        AdminCommand::Rebalance(args) => cluster_ops::rebalance(args, &config).await,
+        AdminCommand::Requeue(args) => cluster_ops::requeue(args, &config).await,
         AdminCommand::GrantSysadmin { email } => people::grant_sysadmin(email, &config).await,
         AdminCommand::Member(cmd) => people::member(cmd, &config).await,
         AdminCommand::ClusterPresences(args) => cluster::presences(args, &config).await,

@@ -336,6 +336,35 @@ impl TestCluster {
         .unwrap()
     }
 
+    /// `anchorage <args>` as an operator of this cluster would run it: the nodes' database,
+    /// signing key, replica counts and cluster timings (so liveness means the same to the
+    /// command as to the nodes), `RUST_LOG=warn`, nothing of `serve`'s own settings.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = crate::harness::bin::anchorage();
+        cmd.args(args)
+            .env("ANCHORAGE_POSTGRES__DSN", self.db.app_dsn())
+            .env(
+                "ANCHORAGE_AUTH__API_TOKEN__SIGNING_KEYS",
+                json!([{ "id": KID, "path": self.key, "primary": true }]).to_string(),
+            )
+            .env(
+                "ANCHORAGE_CLUSTER__MIN_REPLICAS",
+                self.replicas.0.to_string(),
+            )
+            .env(
+                "ANCHORAGE_CLUSTER__MAX_REPLICAS",
+                self.replicas.1.to_string(),
+            );
+        for (k, v) in DEFAULT_ENV {
+            cmd.env(k, v);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd.env("RUST_LOG", "warn").stdin(Stdio::null());
+        cmd
+    }
+
     // ---- processes -------------------------------------------------------------------
 
     /// The `anchorage serve` command for node `node_id` on `port` against `kubo_api`,
