@@ -253,6 +253,7 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
             .configure(api::metrics::configure)
             .configure(api::events::configure)
             .configure(api::auth::configure)
+            .configure(crate::console::configure)
             .default_service(web::to(api::errors::not_found))
     })
     .workers(workers)

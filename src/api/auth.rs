@@ -109,7 +109,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<Repl
 
 /// The session cookie: HttpOnly, SameSite=Lax, Secure unless the site is plain-http
 /// localhost.
-fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+pub fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
     let public = public_url(&state.config);
     let local_http = public.starts_with("http://")
         && ["http://localhost", "http://127.0.0.1", "http://[::1]"]

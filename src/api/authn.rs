@@ -65,11 +65,23 @@ pub async fn middleware(
             )
             .into());
         }
+        // Browsers cannot set headers on a WebSocket: the events socket may name its
+        // org in the query instead.
+        let from_query = (req.path() == "/v1/events")
+            .then(|| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+                    .ok()?
+                    .into_iter()
+                    .find(|(k, _)| k == "org")
+                    .and_then(|(_, v)| v.parse::<OrgId>().ok())
+            })
+            .flatten();
         let named = req
             .headers()
             .get(crate::auth::caller::ORG_HEADER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<OrgId>().ok());
+            .and_then(|v| v.trim().parse::<OrgId>().ok())
+            .or(from_query);
         let secret = cookie.value().to_string();
         let claims = system_tx(&state.db, |conn| {
             async move {

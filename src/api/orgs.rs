@@ -6,7 +6,6 @@ use apistos::{api_operation, ApiComponent};
 use futures_util::FutureExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
@@ -15,7 +14,6 @@ use super::{
     openapi::{Doc, Reply},
 };
 use crate::{
-    audit::{self, AuditEntry},
     auth::{Principal, Role, Scope},
     db::{org_tx, system_tx},
     error::{Error, Result},
@@ -152,23 +150,8 @@ pub async fn create(
     }
     principal.require(Scope::ClusterWrite)?;
     let body: NewOrg = read_json(&req, payload, state.config.server.max_body_bytes).await?;
-    let (who, ip) = (actor(&principal), ClientIp::of(&req));
-    let org = system_tx(&state.db, move |conn| {
-        async move {
-            let org = orgs::create(conn, &body.name).await?;
-            audit::record(
-                conn,
-                AuditEntry::new(who, "org.create", org.id.to_string())
-                    .org(org.id)
-                    .source_ip(ip)
-                    .details(json!({ "name": org.name })),
-            )
-            .await?;
-            Ok(org)
-        }
-        .boxed()
-    })
-    .await?;
+    let org =
+        orgs::create_audited(&state.db, body.name, actor(&principal), ClientIp::of(&req)).await?;
     Ok(HttpResponse::Created().json(org).into())
 }
 
@@ -220,23 +203,11 @@ pub async fn add_member(
     )
     .await?;
     let body: NewMember = read_json(&req, payload, state.config.server.max_body_bytes).await?;
-    let (who, ip) = (actor(&principal), ClientIp::of(&req));
-    let member = org_tx(&state.db, org, move |conn| {
-        async move {
-            let member = members::add(conn, org, &body.email, body.role).await?;
-            audit::record(
-                conn,
-                AuditEntry::new(who, "member.add", body.email.clone())
-                    .org(org)
-                    .source_ip(ip)
-                    .details(json!({ "role": member.role, "pending": member.pending })),
-            )
-            .await?;
-            Ok(member)
-        }
-        .boxed()
-    })
-    .await?;
+    let by = members::Actor {
+        name: actor(&principal),
+        ip: ClientIp::of(&req),
+    };
+    let member = members::add_audited(&state.db, org, body.email, body.role, by).await?;
     Ok(HttpResponse::Created().json(member).into())
 }
 
@@ -263,22 +234,11 @@ pub async fn set_role(
     )
     .await?;
     let body: MemberRole = read_json(&req, payload, state.config.server.max_body_bytes).await?;
-    let (who, ip) = (actor(&principal), ClientIp::of(&req));
-    org_tx(&state.db, org, move |conn| {
-        async move {
-            members::set_role(conn, org, member, body.role).await?;
-            audit::record(
-                conn,
-                AuditEntry::new(who, "member.role", member.to_string())
-                    .org(org)
-                    .source_ip(ip)
-                    .details(json!({ "role": body.role.as_str() })),
-            )
-            .await
-        }
-        .boxed()
-    })
-    .await?;
+    let by = members::Actor {
+        name: actor(&principal),
+        ip: ClientIp::of(&req),
+    };
+    members::set_role_audited(&state.db, org, member, body.role, by).await?;
     Ok(HttpResponse::NoContent().finish().into())
 }
 
@@ -301,20 +261,10 @@ pub async fn remove_member(
         Scope::MembersWrite,
     )
     .await?;
-    let (who, ip) = (actor(&principal), ClientIp::of(&req));
-    org_tx(&state.db, org, move |conn| {
-        async move {
-            members::remove(conn, org, member).await?;
-            audit::record(
-                conn,
-                AuditEntry::new(who, "member.remove", member.to_string())
-                    .org(org)
-                    .source_ip(ip),
-            )
-            .await
-        }
-        .boxed()
-    })
-    .await?;
+    let by = members::Actor {
+        name: actor(&principal),
+        ip: ClientIp::of(&req),
+    };
+    members::remove_audited(&state.db, org, member, by).await?;
     Ok(HttpResponse::NoContent().finish().into())
 }

@@ -172,3 +172,87 @@ pub async fn role_of(
     })
     .transpose()
 }
+
+/// Who acted, from where: for the audit entry of an operation.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// Adds `email` to `org` as [`add`] does, audited (`member.add`).
+pub async fn add_audited(
+    db: &crate::db::DbPool,
+    org: OrgId,
+    email: String,
+    role: Role,
+    by: Actor,
+) -> Result<Member> {
+    use futures_util::FutureExt;
+    crate::db::org_tx(db, org, move |conn| {
+        async move {
+            let member = add(conn, org, &email, role).await?;
+            crate::audit::record(
+                conn,
+                crate::audit::AuditEntry::new(by.name, "member.add", email.clone())
+                    .org(org)
+                    .source_ip(by.ip)
+                    .details(serde_json::json!({ "role": member.role, "pending": member.pending })),
+            )
+            .await?;
+            Ok(member)
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// Changes a member's role as [`set_role`] does, audited (`member.role`).
+pub async fn set_role_audited(
+    db: &crate::db::DbPool,
+    org: OrgId,
+    member: Uuid,
+    role: Role,
+    by: Actor,
+) -> Result<()> {
+    use futures_util::FutureExt;
+    crate::db::org_tx(db, org, move |conn| {
+        async move {
+            set_role(conn, org, member, role).await?;
+            crate::audit::record(
+                conn,
+                crate::audit::AuditEntry::new(by.name, "member.role", member.to_string())
+                    .org(org)
+                    .source_ip(by.ip)
+                    .details(serde_json::json!({ "role": role.as_str() })),
+            )
+            .await
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// Removes a member as [`remove`] does, audited (`member.remove`).
+pub async fn remove_audited(
+    db: &crate::db::DbPool,
+    org: OrgId,
+    member: Uuid,
+    by: Actor,
+) -> Result<()> {
+    use futures_util::FutureExt;
+    crate::db::org_tx(db, org, move |conn| {
+        async move {
+            remove(conn, org, member).await?;
+            crate::audit::record(
+                conn,
+                crate::audit::AuditEntry::new(by.name, "member.remove", member.to_string())
+                    .org(org)
+                    .source_ip(by.ip),
+            )
+            .await
+        }
+        .boxed()
+    })
+    .await
+}

@@ -125,6 +125,32 @@ pub async fn ensure(conn: &mut AsyncPgConnection, name: &str) -> Result<Org> {
     }
 }
 
+/// Creates an org as [`create`] does, audited (`org.create`) as `actor` from `ip`.
+pub async fn create_audited(
+    db: &crate::db::DbPool,
+    name: String,
+    actor: String,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Org> {
+    use futures_util::FutureExt;
+    crate::db::system_tx(db, move |conn| {
+        async move {
+            let org = create(conn, &name).await?;
+            crate::audit::record(
+                conn,
+                crate::audit::AuditEntry::new(actor, "org.create", org.id.to_string())
+                    .org(org.id)
+                    .source_ip(ip)
+                    .details(serde_json::json!({ "name": org.name })),
+            )
+            .await?;
+            Ok(org)
+        }
+        .boxed()
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate_name;

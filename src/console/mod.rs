@@ -1,0 +1,203 @@
+//! The admin console: server-rendered pages (askama templates in `templates/console/`,
+//! CSS and a little JS in `static/console/`, all compiled into the binary) over the same
+//! domain functions the JSON API uses. A page needs a signed-in session; it acts in the
+//! org named by `?org=` (or the person's only org) with their role there — so a member
+//! never sees another org or the cluster pages. Every form carries a CSRF token derived
+//! from the session secret, and the authn middleware also checks the `Origin` of every
+//! cookie-authenticated POST.
+
+mod pages;
+mod views;
+
+use actix_web::{
+    cookie::Cookie,
+    http::{header, StatusCode},
+    web, HttpRequest, HttpResponse,
+};
+use askama::Template;
+use futures_util::FutureExt;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    auth::{session, Claims},
+    db::system_tx,
+    error::{Error, Result},
+    ids::{OrgId, UserId},
+    state::AppState,
+    tenancy::users::{self, Me},
+};
+
+/// Everything a console page knows about who is looking.
+pub struct Viewer {
+    pub claims: Claims,
+    pub user: UserId,
+    pub me: Me,
+    /// The org the page acts in, if the person has one.
+    pub org: Option<OrgId>,
+    pub csrf: String,
+    pub secret: String,
+}
+
+impl Viewer {
+    pub fn sysadmin(&self) -> bool {
+        self.me.sysadmin
+    }
+
+    pub fn role_in_org(&self) -> Option<&str> {
+        let org = self.org?;
+        self.me
+            .orgs
+            .iter()
+            .find(|o| o.id == org)
+            .map(|o| o.role.as_str())
+    }
+
+    /// A `Caller` for the domain functions, acting in the page's org.
+    pub fn caller(&self) -> Result<crate::auth::Caller> {
+        let org = self
+            .org
+            .ok_or_else(|| Error::NotFound("you belong to no org yet".into()))?;
+        Ok(crate::auth::Caller {
+            claims: self.claims.clone(),
+            org,
+        })
+    }
+
+    pub fn org_query(&self) -> String {
+        self.org.map(|o| format!("?org={o}")).unwrap_or_default()
+    }
+}
+
+/// What a page request resolves to: a viewer, or the response to send instead.
+pub enum Resolved {
+    Viewer(Box<Viewer>),
+    Respond(HttpResponse),
+}
+
+/// The CSRF token of a session: derived from its secret, which only the browser holds.
+pub fn csrf_for(secret: &str) -> String {
+    let digest = Sha256::digest(format!("anchorage-console-csrf:{secret}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Resolves the signed-in person behind `req` (redirecting to sign-in when there is
+/// none) and the org `?org=` names (404 when they may not see it).
+pub async fn viewer(state: &AppState, req: &HttpRequest) -> Resolved {
+    let Some(cookie) = req.cookie(session::COOKIE) else {
+        return Resolved::Respond(redirect("/console/sign-in"));
+    };
+    let named: Option<OrgId> =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("org").and_then(|o| o.parse().ok()));
+    let secret = cookie.value().to_string();
+    let secret_in = secret.clone();
+    let found = system_tx(&state.db, move |conn| {
+        async move {
+            let Some(live) = session::find(conn, &secret_in).await? else {
+                return Ok(None);
+            };
+            let me = users::me(conn, live.user).await?;
+            let org = match named {
+                Some(org) => Some(org),
+                None => me.orgs.first().map(|o| o.id),
+            };
+            let claims = session::claims(conn, &live, org).await?;
+            Ok(Some((live.user, me, claims)))
+        }
+        .boxed()
+    })
+    .await;
+    match found {
+        Ok(Some((user, me, claims))) => {
+            let org = claims.org;
+            Resolved::Viewer(Box::new(Viewer {
+                claims,
+                user,
+                me,
+                org,
+                csrf: csrf_for(&secret),
+                secret,
+            }))
+        }
+        Ok(None) => Resolved::Respond(redirect("/console/sign-in")),
+        Err(Error::Forbidden(_)) | Err(Error::NotFound(_)) => Resolved::Respond(not_found()),
+        Err(e) => Resolved::Respond(error_page(&e)),
+    }
+}
+
+/// A 303 to `to`.
+pub fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// A 303 back to `to` with a message for the person.
+pub fn redirect_with(to: &str, message: &str) -> HttpResponse {
+    let sep = if to.contains('?') { '&' } else { '?' };
+    let encoded = serde_urlencoded::to_string([("flash", message)]).unwrap_or_default();
+    redirect(&format!("{to}{sep}{encoded}"))
+}
+
+/// Renders `page` as HTML with `status`.
+pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header(("X-Frame-Options", "DENY"))
+            .insert_header(("Referrer-Policy", "same-origin"))
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a console page");
+            HttpResponse::InternalServerError().body("The page could not be rendered.")
+        }
+    }
+}
+
+/// The `Not found` page (also for things the person may not see).
+pub fn not_found() -> HttpResponse {
+    render(
+        StatusCode::NOT_FOUND,
+        &views::Message::new(
+            "Not found",
+            "There is nothing here, or you do not have access to it.",
+        ),
+    )
+}
+
+/// A form posted without a valid CSRF token.
+pub fn refused() -> HttpResponse {
+    render(
+        StatusCode::FORBIDDEN,
+        &views::Message::new(
+            "Refused",
+            "This form has expired or did not come from this site. Reload the page and try again.",
+        ),
+    )
+}
+
+/// An error as a page a person understands.
+pub fn error_page(e: &Error) -> HttpResponse {
+    use actix_web::ResponseError;
+    let status = e.status_code();
+    if status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN {
+        return not_found();
+    }
+    render(
+        status,
+        &views::Message::new("Something went wrong", &e.public_details()),
+    )
+}
+
+/// The session cookie cleared.
+pub fn cleared_cookie() -> Cookie<'static> {
+    let mut c = Cookie::build(session::COOKIE, "").path("/").finish();
+    c.make_removal();
+    c
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    pages::configure(cfg);
+}
