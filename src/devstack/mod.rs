@@ -190,11 +190,12 @@ impl DevStack {
     pub fn banner(&self) -> String {
         let env_file = self.data_dir.join("dev.env");
         format!(
-            "\n  anchorage dev is ready\n\n  service endpoint  {url}\n  demo org          {org}\n  credentials       {env}\n\n  Point Kubo at it:\n    ipfs pin remote service add anchorage {url} \"$(grep ^ANCHORAGE_TOKEN= {env} | cut -d= -f2-)\"\n\n  Or load the variables:  set -a; . {env}; set +a\n  Admin CLI on this stack: anchorage --config {cfg} admin org list\n",
+            "\n  anchorage dev is ready\n\n  service endpoint  {url}\n  demo org          {org}\n  credentials       {env}\n\n  Point Kubo at it:\n    ipfs pin remote service add anchorage {url} \"$(grep ^ANCHORAGE_TOKEN= {env} | cut -d= -f2-)\"\n\n  Or load the variables:  set -a; . {env}; set +a\n  Admin CLI on this stack: anchorage --config {cfg} admin org list\n\n  Console: {console}/console/ (sign in with ANCHORAGE_TOKEN, or ANCHORAGE_ADMIN_TOKEN as sysadmin)\n",
             url = self.env.url,
             org = self.env.org,
             env = env_file.display(),
             cfg = self.data_dir.join("anchorage.yaml").display(),
+            console = self.env.url.trim_end_matches('/').trim_end_matches("/v1"),
         )
     }
 
