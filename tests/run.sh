@@ -27,6 +27,12 @@ if [ ! -e tests/oidc/node_modules/.package-lock.json ] \
   || [ tests/oidc/node_modules/.package-lock.json -ot tests/oidc/package-lock.json ]; then
   npm ci --prefix tests/oidc --no-audit --no-fund
 fi
+# The console's browser tests (tests/e2e): npm playwright-core, which drives Debian's
+# /usr/bin/chromium; it must never download a browser of its own.
+if [ ! -e tests/e2e/node_modules/.package-lock.json ] \
+  || [ tests/e2e/node_modules/.package-lock.json -ot tests/e2e/package-lock.json ]; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/e2e --no-audit --no-fund
+fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

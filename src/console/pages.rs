@@ -740,12 +740,15 @@ async fn cluster_page(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
                     live: n.live,
                     leader: n.leader,
                     peer: n.kubo_peer_id.clone().unwrap_or_else(|| "—".into()),
-                    placements: n
-                        .placements
-                        .iter()
-                        .map(|(s, c)| format!("{s} {c}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    placements: if n.placements.is_empty() {
+                        "none".into()
+                    } else {
+                        n.placements
+                            .iter()
+                            .map(|(s, c)| format!("{s} {c}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
                 })
                 .collect(),
             maintenance,

@@ -128,7 +128,7 @@ async fn a_member_works_with_pins_and_tokens_and_sees_nothing_else() {
         .to_string();
     let (_, html) = get(&app, &back, &cookie).await;
     assert!(
-        html.contains("role=\"alert\"") && html.contains("The pin was not added"),
+        html.contains("role=\"status\"") && html.contains("The pin was not added"),
         "{html}"
     );
 

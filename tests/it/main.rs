@@ -8,6 +8,7 @@ mod audit_api;
 mod cli;
 mod cluster;
 mod cluster_ops;
+mod console;
 mod console_pages;
 mod crash;
 mod dev;

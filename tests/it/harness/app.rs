@@ -59,6 +59,22 @@ pub fn test_config_with(
     .config
 }
 
+/// A loopback port bound ahead of the app ([`TestApp::spawn_at`]), so the app's URL is
+/// known before its config (and, say, the identity provider that must name it) exists.
+pub struct ReservedPort {
+    listener: TcpListener,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl ReservedPort {
+    pub fn new() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        Self { listener, base }
+    }
+}
+
 /// A running server plus what tests need to talk to it.
 pub struct TestApp {
     pub base: String,
@@ -95,6 +111,31 @@ impl TestApp {
         let state = server::build_state(config).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let running = server::start(state.clone(), listener, work).unwrap();
+        Self {
+            base: format!("http://{}", running.addr),
+            state,
+            http: reqwest::Client::new(),
+            running: Some(running),
+            _keys: keys,
+        }
+    }
+
+    /// Serves on `port` (bound before the config was built, so its URL could go into
+    /// it, e.g. as an OIDC redirect URI) with `server.publicURL` = its base URL, what a
+    /// browser talks to. `extra` comes after (it may override `server.publicURL`).
+    pub async fn spawn_at(
+        port: ReservedPort,
+        db: &TestDb,
+        kubo_rpc: &str,
+        extra: Vec<(String, Value)>,
+        work: Work,
+    ) -> Self {
+        let keys = TempDir::new().unwrap();
+        let mut overrides = vec![("server.publicURL".to_string(), json!(port.base))];
+        overrides.extend(extra);
+        let config = test_config_with(db, kubo_rpc, &keys, overrides);
+        let state = server::build_state(config).await.unwrap();
+        let running = server::start(state.clone(), port.listener, work).unwrap();
         Self {
             base: format!("http://{}", running.addr),
             state,

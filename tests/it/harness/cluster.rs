@@ -188,6 +188,20 @@ impl TestCluster {
         replicas: (u32, u32),
         extra_env: &[(&str, &str)],
     ) -> Self {
+        let ports = (0..n).map(|_| free_port().unwrap()).collect();
+        Self::start_on_ports(db, ports, replicas, extra_env).await
+    }
+
+    /// [`TestCluster::start_on`] with one node per port of `ports`, node `i` listening on
+    /// `ports[i]` (so a test can name a node's URL in `extra_env`, e.g. as
+    /// `ANCHORAGE_SERVER__PUBLIC_URL`, before the cluster starts).
+    pub async fn start_on_ports(
+        db: TestDb,
+        ports: Vec<u16>,
+        replicas: (u32, u32),
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let n = ports.len();
         let dir = TempDir::new().unwrap();
         let key = dir.path().join(KID);
         keys::write_new_key_file(&key).unwrap();
@@ -207,9 +221,10 @@ impl TestCluster {
         let nodes = kubos
             .into_iter()
             .enumerate()
-            .map(|(i, kubo)| Node {
+            .zip(ports)
+            .map(|((i, kubo), port)| Node {
                 name: format!("node-{i}"),
-                port: free_port().unwrap(),
+                port,
                 log: dir.path().join(format!("node-{i}.log")),
                 child: None,
                 kubo,

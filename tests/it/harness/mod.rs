@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod bin;
+pub mod browser;
 pub mod cluster;
 pub mod fake_idp;
 pub mod fake_kubo;
