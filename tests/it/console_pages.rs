@@ -239,10 +239,81 @@ async fn a_sysadmin_sees_the_cluster_orgs_and_audit_pages() {
         html.contains("new@example.com") && html.contains("invited"),
         "{html}"
     );
+    // Maintenance on and off, and a rebalance request, from the page's forms.
+    let res = post(
+        &app,
+        "/console/cluster/maintenance",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("on", "true"),
+            ("reason", "rolling restart"),
+            ("ttl", "20m"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = get(&app, "/console/cluster", &cookie).await;
+    assert!(
+        html.contains("On: rolling restart") && html.contains("Turn maintenance off"),
+        "{html}"
+    );
+    let res = post(
+        &app,
+        "/console/cluster/maintenance",
+        &cookie,
+        &[("csrf", &csrf), ("on", "false")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = get(&app, "/console/cluster", &cookie).await;
+    assert!(html.contains("Turn maintenance on"), "{html}");
+    let res = post(
+        &app,
+        "/console/cluster/maintenance",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("on", "true"),
+            ("reason", "x"),
+            ("ttl", "soon"),
+        ],
+    )
+    .await;
+    let back = res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (_, html) = get(&app, &back, &cookie).await;
+    assert!(
+        html.contains("Nothing changed") && html.contains("duration"),
+        "{html}"
+    );
+    let res = post(
+        &app,
+        "/console/cluster/rebalance",
+        &cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
     let (status, html) = get(&app, "/console/audit", &cookie).await;
     assert_eq!(status, 200);
+    for action in [
+        "node.cordon",
+        "node.uncordon",
+        "member.add",
+        "maintenance.on",
+        "maintenance.off",
+        "rebalance.apply",
+    ] {
+        assert!(html.contains(action), "{action} missing: {html}");
+    }
+    // Filters narrow it down.
+    let (_, html) = get(&app, "/console/audit?action=maintenance.on", &cookie).await;
     assert!(
-        html.contains("node.cordon") && html.contains("member.add"),
+        html.contains("maintenance.on") && !html.contains("member.add"),
         "{html}"
     );
 }
