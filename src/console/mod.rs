@@ -140,6 +140,14 @@ pub fn redirect_with(to: &str, message: &str) -> HttpResponse {
     redirect(&format!("{to}{sep}{encoded}"))
 }
 
+/// Back to `to` with what was done, or with `failed` and why.
+pub fn back_to(to: &str, outcome: Result<String>, failed: &str) -> HttpResponse {
+    match outcome {
+        Ok(done) => redirect_with(to, &done),
+        Err(e) => redirect_with(to, &format!("{failed}: {}", e.public_details())),
+    }
+}
+
 /// Renders `page` as HTML with `status`.
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {

@@ -7,8 +7,8 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use futures_util::FutureExt;
 
 use super::{
-    cleared_cookie, error_page, not_found, redirect, redirect_with, refused, render, viewer,
-    views::*, Resolved, Viewer,
+    back_to, cleared_cookie, error_page, not_found, redirect, redirect_with, refused, render,
+    viewer, views::*, Resolved, Viewer,
 };
 use crate::{
     api::client_ip::ClientIp,
@@ -307,13 +307,11 @@ async fn pins_add(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
             .map(|_| ()),
         Err(e) => Err(e),
     };
-    match outcome {
-        Ok(()) => redirect_with(&pins_url(&v), "Pin added."),
-        Err(e) => redirect_with(
-            &pins_url(&v),
-            &format!("The pin was not added: {}", e.public_details()),
-        ),
-    }
+    back_to(
+        &pins_url(&v),
+        outcome.map(|()| "Pin added.".to_string()),
+        "The pin was not added",
+    )
 }
 
 fn path_request(req: &HttpRequest) -> Option<RequestId> {
@@ -333,13 +331,13 @@ async fn pins_delete(
     let Some(id) = path_request(&req) else {
         return not_found();
     };
-    match service::remove(&state, v.org.expect("guarded"), id).await {
-        Ok(()) => redirect_with(&pins_url(&v), "Pin deleted."),
-        Err(e) => redirect_with(
-            &pins_url(&v),
-            &format!("Not deleted: {}", e.public_details()),
-        ),
-    }
+    back_to(
+        &pins_url(&v),
+        service::remove(&state, v.org.expect("guarded"), id)
+            .await
+            .map(|()| "Pin deleted.".to_string()),
+        "Not deleted",
+    )
 }
 
 async fn pins_replace(
@@ -361,13 +359,11 @@ async fn pins_replace(
             .map(|_| ()),
         Err(e) => Err(e),
     };
-    match outcome {
-        Ok(()) => redirect_with(&pins_url(&v), "Pin replaced."),
-        Err(e) => redirect_with(
-            &pins_url(&v),
-            &format!("Not replaced: {}", e.public_details()),
-        ),
-    }
+    back_to(
+        &pins_url(&v),
+        outcome.map(|()| "Pin replaced.".to_string()),
+        "Not replaced",
+    )
 }
 
 async fn tokens_view(
@@ -527,10 +523,13 @@ async fn tokens_revoke(
         return not_found();
     };
     let back = format!("/console/tokens{}", v.org_query());
-    match tokens::revoke(&state, &caller, jti, ClientIp::of(&req)).await {
-        Ok(()) => redirect_with(&back, "Token revoked."),
-        Err(e) => redirect_with(&back, &format!("Not revoked: {}", e.public_details())),
-    }
+    back_to(
+        &back,
+        tokens::revoke(&state, &caller, jti, ClientIp::of(&req))
+            .await
+            .map(|()| "Token revoked.".to_string()),
+        "Not revoked",
+    )
 }
 
 async fn orgs_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -609,13 +608,13 @@ async fn orgs_create(
         return not_found();
     }
     let name = form.get("name").unwrap_or_default().to_string();
-    match orgs::create_audited(&state.db, name, actor(&v), ClientIp::of(&req)).await {
-        Ok(org) => redirect_with("/console/orgs", &format!("Org {} created.", org.name)),
-        Err(e) => redirect_with(
-            "/console/orgs",
-            &format!("No org was created: {}", e.public_details()),
-        ),
-    }
+    back_to(
+        "/console/orgs",
+        orgs::create_audited(&state.db, name, actor(&v), ClientIp::of(&req))
+            .await
+            .map(|org| format!("Org {} created.", org.name)),
+        "No org was created",
+    )
 }
 
 /// The org in the path, when the viewer may manage its members.
@@ -687,13 +686,11 @@ async fn members_post(
             .map(|_| "Member removed."),
         _ => return not_found(),
     };
-    match outcome {
-        Ok(done) => redirect_with("/console/orgs", done),
-        Err(e) => redirect_with(
-            "/console/orgs",
-            &format!("Nothing changed: {}", e.public_details()),
-        ),
-    }
+    back_to(
+        "/console/orgs",
+        outcome.map(|done| done.to_string()),
+        "Nothing changed",
+    )
 }
 
 async fn cluster_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -797,25 +794,20 @@ async fn cluster_node(
         _ => return not_found(),
     };
     let which = req.match_info().get("node").unwrap_or_default().to_string();
-    match ops::set_node_state(
-        &state.db,
-        state.bus.clone(),
-        &which,
-        to,
-        actor(&v),
-        ClientIp::of(&req),
+    back_to(
+        "/console/cluster",
+        ops::set_node_state(
+            &state.db,
+            state.bus.clone(),
+            &which,
+            to,
+            actor(&v),
+            ClientIp::of(&req),
+        )
+        .await
+        .map(|node| format!("{} is now {}.", node.name, node.state)),
+        "Nothing changed",
     )
-    .await
-    {
-        Ok(node) => redirect_with(
-            "/console/cluster",
-            &format!("{} is now {}.", node.name, node.state),
-        ),
-        Err(e) => redirect_with(
-            "/console/cluster",
-            &format!("Nothing changed: {}", e.public_details()),
-        ),
-    }
 }
 
 async fn cluster_maintenance(
@@ -848,13 +840,11 @@ async fn cluster_maintenance(
             .await
             .map(|_| "Maintenance is off.")
     };
-    match outcome {
-        Ok(done) => redirect_with("/console/cluster", done),
-        Err(e) => redirect_with(
-            "/console/cluster",
-            &format!("Nothing changed: {}", e.public_details()),
-        ),
-    }
+    back_to(
+        "/console/cluster",
+        outcome.map(|done| done.to_string()),
+        "Nothing changed",
+    )
 }
 
 async fn cluster_rebalance(
@@ -866,16 +856,13 @@ async fn cluster_rebalance(
     if let Some(r) = cluster_guard(&v, &Form::parse(&body)) {
         return r;
     }
-    match ops::request_rebalance(&state.db, actor(&v), ClientIp::of(&req)).await {
-        Ok(()) => redirect_with(
-            "/console/cluster",
-            "Rebalance requested; the leader applies it.",
-        ),
-        Err(e) => redirect_with(
-            "/console/cluster",
-            &format!("Nothing changed: {}", e.public_details()),
-        ),
-    }
+    back_to(
+        "/console/cluster",
+        ops::request_rebalance(&state.db, actor(&v), ClientIp::of(&req))
+            .await
+            .map(|()| "Rebalance requested; the leader applies it.".to_string()),
+        "Nothing changed",
+    )
 }
 
 async fn audit_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
