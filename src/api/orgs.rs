@@ -116,17 +116,29 @@ pub async fn me(state: web::Data<AppState>, principal: Principal) -> Result<Repl
 )]
 pub async fn list(state: web::Data<AppState>, principal: Principal) -> Result<Reply<200, Listing>> {
     let claims = principal.0.clone();
-    let all = system_tx(&state.db, |conn| orgs::list(conn).boxed()).await?;
+    // One read for everything: every org, plus the caller's memberships when the caller
+    // is a signed-in person (a token sees only its own org).
+    let person: Option<UserId> = (claims.iss == crate::auth::session::SESSION_ISSUER)
+        .then(|| claims.sub.parse().ok())
+        .flatten();
+    let (all, memberships) = system_tx(&state.db, move |conn| {
+        async move {
+            let all = orgs::list(conn).await?;
+            let memberships = match person {
+                Some(user) => users::me(conn, user).await?.orgs,
+                None => Vec::new(),
+            };
+            Ok((all, memberships))
+        }
+        .boxed()
+    })
+    .await?;
     let visible: Vec<orgs::Org> = if claims.role == Role::Sysadmin {
         all
     } else {
-        let mut mine = Vec::new();
-        for org in all {
-            if access::role_in(&state, &claims, org.id).await?.is_some() {
-                mine.push(org);
-            }
-        }
-        mine
+        all.into_iter()
+            .filter(|o| claims.org == Some(o.id) || memberships.iter().any(|m| m.id == o.id))
+            .collect()
     };
     Ok(HttpResponse::Ok().json(listing(visible)?).into())
 }

@@ -146,6 +146,9 @@ async fn the_code_and_pkce_flow_signs_people_in_with_the_right_roles() {
     let (status, again) = send(as_browser(&app, Method::GET, "/v1/users/me", &alice)).await;
     assert_eq!(status, 200);
     assert_eq!(again, me);
+    let (_, her_orgs) = send(as_browser(&app, Method::GET, "/v1/orgs", &alice)).await;
+    assert_eq!(her_orgs["count"], 1, "{her_orgs}");
+    assert_eq!(her_orgs["results"][0]["name"], "acme");
     let (_, members) =
         send(app.req(Method::GET, &format!("/v1/orgs/{acme}/members"), &sysadmin)).await;
     assert_eq!(members["results"][0]["pending"], false, "{members}");
