@@ -191,7 +191,7 @@ async fn a_member_signs_in_pins_watches_it_turn_pinned_mints_and_revokes_a_token
     let port = ReservedPort::new();
     let idp = provider(
         &port.base,
-        &[Account::new("alice", "alice@example.com", &[])],
+        &[Account::new("alice", "alice@example.com", &[]).verified()],
     );
     let mut extra = signs_in_with(&idp);
     extra.push(("ipfs.allowPrivateOrigins".into(), json!(true)));
@@ -303,11 +303,7 @@ async fn a_sysadmin_drains_and_uncordons_a_node_from_the_cluster_page() {
     let base = format!("http://127.0.0.1:{}", ports[0]);
     let idp = provider(
         &base,
-        &[Account::new(
-            "root",
-            "root@example.com",
-            &["anchorage-sysadmins"],
-        )],
+        &[Account::new("root", "root@example.com", &["anchorage-sysadmins"]).verified()],
     );
     let issuer = idp.issuer();
     let cluster = TestCluster::start_on_ports(
@@ -368,7 +364,10 @@ async fn a_sysadmin_drains_and_uncordons_a_node_from_the_cluster_page() {
 async fn a_member_cannot_see_cluster_or_other_orgs_and_csrf_less_posts_are_refused() {
     let db = TestDb::migrated().await;
     let port = ReservedPort::new();
-    let idp = provider(&port.base, &[Account::new("bob", "bob@example.com", &[])]);
+    let idp = provider(
+        &port.base,
+        &[Account::new("bob", "bob@example.com", &[]).verified()],
+    );
     let app = api_only_app(&db, port, &idp).await;
     let acme = app.create_org("acme").await;
     let globex = app.create_org("globex").await;
@@ -406,11 +405,7 @@ async fn screenshots_of_every_console_page() {
     let port = ReservedPort::new();
     let idp = provider(
         &port.base,
-        &[Account::new(
-            "root",
-            "root@example.com",
-            &["anchorage-sysadmins"],
-        )],
+        &[Account::new("root", "root@example.com", &["anchorage-sysadmins"]).verified()],
     );
     let app = api_only_app(&db, port, &idp).await;
     let acme = app.create_org("acme").await;

@@ -29,5 +29,6 @@ mod pins_auth;
 mod rate_limits;
 mod rls;
 mod scale;
+mod security_signin;
 mod signin;
 mod tokens_api;

@@ -141,7 +141,8 @@ async fn real_provider_does_code_and_pkce_without_a_browser() {
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["nonce"], "nonce-1");
     assert_eq!(claims["email"], "alice@example.com");
-    assert_eq!(claims["email_verified"], true);
+    // The fixture vouches for no email unless the account says so.
+    assert_eq!(claims["email_verified"], false);
     assert_eq!(
         claims["groups"],
         serde_json::json!(["anchorage-admins", "devs"])

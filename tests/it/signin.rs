@@ -10,18 +10,18 @@ use serde_json::{json, Value};
 use crate::{
     harness::{
         fake_idp::{FakeIdp, Signing},
-        oidc::{Account, OidcProvider},
+        oidc::{Account, OidcProvider, Redirected},
         send, TestApp, TestDb,
     },
     pins_api::PEER,
 };
 
-const CLIENT: &str = "anchorage";
+pub(crate) const CLIENT: &str = "anchorage";
 /// The site as browsers see it: the redirect target, and the origin cookie requests
 /// come from. Tests talk to the server directly and carry the redirect by hand.
-const SITE: &str = "http://localhost:9";
+pub(crate) const SITE: &str = "http://localhost:9";
 
-async fn app_for(db: &TestDb, issuer: &str, extra: Vec<(String, Value)>) -> TestApp {
+pub(crate) async fn app_for(db: &TestDb, issuer: &str, extra: Vec<(String, Value)>) -> TestApp {
     let mut config = vec![
         (
             "ipfs.delegates".to_string(),
@@ -35,36 +35,66 @@ async fn app_for(db: &TestDb, issuer: &str, extra: Vec<(String, Value)>) -> Test
     TestApp::spawn_api_only(db, "http://127.0.0.1:9", config).await
 }
 
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-/// `GET /v1/auth/login` → the provider URL it redirects to.
-async fn login_location(app: &TestApp) -> String {
+/// A sign-in as the browser that started it sees it: where `GET /v1/auth/login` sent
+/// it, and the cookie (`name=value`) that binds the attempt to this browser, if any.
+pub(crate) struct Login {
+    pub location: String,
+    pub cookie: Option<String>,
+}
+
+/// `GET /v1/auth/login?return_to=<return_to>`.
+pub(crate) async fn login_to(app: &TestApp, return_to: &str) -> Login {
+    let query = serde_urlencoded::to_string([("return_to", return_to)]).unwrap();
     let res = no_redirects()
-        .get(app.url("/v1/auth/login?return_to=/pins"))
+        .get(app.url(&format!("/v1/auth/login?{query}")))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
-    res.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_string()
+    let cookie = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("anchorage_login="))
+        .map(|v| v.split(';').next().unwrap().to_string());
+    Login {
+        location: res.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_string(),
+        cookie,
+    }
 }
 
-/// `POST /v1/auth/session` with `body`: status, body, the session cookie if set.
-async fn session(app: &TestApp, body: Value) -> (u16, Value, Option<String>) {
-    let res = app
-        .http
-        .post(app.url("/v1/auth/session"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+/// `GET /v1/auth/login` → the provider URL it redirects to.
+async fn login_location(app: &TestApp) -> Login {
+    login_to(app, "/pins").await
+}
+
+/// What `POST /v1/auth/session` answered.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Value,
+    /// The session cookie's whole `Set-Cookie` value, if one was set.
+    pub cookie: Option<String>,
+    pub return_to: Option<String>,
+}
+
+/// `POST /v1/auth/session` with `body`, carrying `cookie` (the login cookie) if any.
+pub(crate) async fn post_session(app: &TestApp, body: Value, cookie: Option<&str>) -> Answer {
+    let mut req = app.http.post(app.url("/v1/auth/session")).json(&body);
+    if let Some(cookie) = cookie {
+        req = req.header(header::COOKIE, cookie);
+    }
+    let res = req.send().await.unwrap();
     let status = res.status().as_u16();
     let cookie = res
         .headers()
@@ -73,16 +103,40 @@ async fn session(app: &TestApp, body: Value) -> (u16, Value, Option<String>) {
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with("anchorage_session=") && !v.starts_with("anchorage_session=;"))
         .map(str::to_string);
-    (status, res.json().await.unwrap_or(Value::Null), cookie)
+    let return_to = res
+        .headers()
+        .get("X-Anchorage-Return-To")
+        .map(|v| v.to_str().unwrap().to_string());
+    Answer {
+        status,
+        body: res.json().await.unwrap_or(Value::Null),
+        cookie,
+        return_to,
+    }
+}
+
+/// `POST /v1/auth/session` with `body`: status, body, the session cookie if set.
+async fn session(app: &TestApp, body: Value) -> (u16, Value, Option<String>) {
+    let a = post_session(app, body, None).await;
+    (a.status, a.body, a.cookie)
+}
+
+/// Finishes `login` after the provider sent the browser back with `back`.
+pub(crate) async fn finish(app: &TestApp, login: &Login, back: &Redirected) -> Answer {
+    let body = json!({
+        "code": back.code.clone().expect("a code"),
+        "state": back.state.clone().expect("a state"),
+    });
+    post_session(app, body, login.cookie.as_deref()).await
 }
 
 /// The whole browser round trip for `who`; returns the session cookie's `name=value`.
-async fn sign_in(app: &TestApp, idp: &OidcProvider, who: &str) -> (Value, String) {
-    let back = idp.authorize(&login_location(app).await, who).await;
-    let (code, state) = (back.code.expect("a code"), back.state.expect("a state"));
-    let (status, me, cookie) = session(app, json!({"code": code, "state": state})).await;
-    assert_eq!(status, 200, "{me}");
-    let cookie = cookie.expect("a session cookie");
+pub(crate) async fn sign_in(app: &TestApp, idp: &OidcProvider, who: &str) -> (Value, String) {
+    let login = login_location(app).await;
+    let back = idp.authorize(&login.location, who).await;
+    let answer = finish(app, &login, &back).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let cookie = answer.cookie.expect("a session cookie");
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attr), "{attr} missing: {cookie}");
     }
@@ -91,11 +145,16 @@ async fn sign_in(app: &TestApp, idp: &OidcProvider, who: &str) -> (Value, String
         "plain-http localhost gets no Secure: {cookie}"
     );
     let pair = cookie.split(';').next().unwrap().to_string();
-    (me, pair)
+    (answer.body, pair)
 }
 
 /// A request with the session cookie, from our own origin.
-fn as_browser(app: &TestApp, method: Method, path: &str, cookie: &str) -> reqwest::RequestBuilder {
+pub(crate) fn as_browser(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    cookie: &str,
+) -> reqwest::RequestBuilder {
     app.http
         .request(method, app.url(path))
         .header(header::COOKIE, cookie)
@@ -108,8 +167,8 @@ async fn the_code_and_pkce_flow_signs_people_in_with_the_right_roles() {
     let idp = OidcProvider::start(
         &[(CLIENT, vec![format!("{SITE}/auth/callback")])],
         &[
-            Account::new("alice-sub", "alice@example.com", &[]),
-            Account::new("root-sub", "root@example.com", &[]),
+            Account::new("alice-sub", "alice@example.com", &[]).verified(),
+            Account::new("root-sub", "root@example.com", &[]).verified(),
             Account::new("ops-sub", "ops@example.com", &["anchorage-sysadmins"]),
         ],
     );
@@ -237,16 +296,19 @@ async fn id_tokens_that_do_not_verify_are_refused_with_their_cause() {
     let app = app_for(&db, &idp.issuer(), vec![]).await;
 
     // The provider rotates to a key we have not seen: one re-discovery picks it up.
-    let back = idp.authorize(&login_location(&app).await).await;
+    let login = login_location(&app).await;
+    let back = idp.authorize(&login.location).await;
     idp.publish_second_key();
     let discoveries = idp.discovery_hits();
     let claims = idp.valid_claims(CLIENT, "rotated");
     idp.queue_id_token(claims, Signing::UnknownKid);
-    let (status, body, _) = session(
+    let a = post_session(
         &app,
         json!({"code": back.code.unwrap(), "state": back.state.unwrap()}),
+        login.cookie.as_deref(),
     )
     .await;
+    let (status, body) = (a.status, a.body);
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         idp.discovery_hits(),
@@ -284,30 +346,36 @@ async fn id_tokens_that_do_not_verify_are_refused_with_their_cause() {
         ("signature", Box::new(|_| {}), Signing::OtherKeySameKid),
     ];
     for (cause, fault, signing) in cases.drain(..) {
-        let back = idp.authorize(&login_location(&app).await).await;
+        let login = login_location(&app).await;
+        let back = idp.authorize(&login.location).await;
         let mut claims = idp.valid_claims(CLIENT, "someone");
         fault(&mut claims);
         idp.queue_id_token(claims, signing);
-        let (status, body, cookie) = session(
+        let a = post_session(
             &app,
             json!({"code": back.code.unwrap(), "state": back.state.unwrap()}),
+            login.cookie.as_deref(),
         )
         .await;
+        let (status, body, cookie) = (a.status, a.body, a.cookie);
         assert_eq!(status, 401, "{cause}: {body}");
         assert!(details(&body).contains(cause), "{cause}: {body}");
         assert!(cookie.is_none(), "{cause}: no session");
     }
 
     // Within the leeway, a slightly expired token is fine.
-    let back = idp.authorize(&login_location(&app).await).await;
+    let login = login_location(&app).await;
+    let back = idp.authorize(&login.location).await;
     let mut claims = idp.valid_claims(CLIENT, "skewed");
     claims["exp"] = json!(chrono::Utc::now().timestamp() - 30);
     idp.queue_id_token(claims, Signing::Current);
-    let (status, body, _) = session(
+    let a = post_session(
         &app,
         json!({"code": back.code.unwrap(), "state": back.state.unwrap()}),
+        login.cookie.as_deref(),
     )
     .await;
+    let (status, body) = (a.status, a.body);
     assert_eq!(status, 200, "30 s of clock skew is tolerated: {body}");
 
     // The bad signature above wanted a re-discovery too soon after the rotation's:
@@ -320,7 +388,14 @@ async fn id_tokens_that_do_not_verify_are_refused_with_their_cause() {
 
     // A state we never issued (or one already used) is refused before any exchange.
     let tokens_before = idp.token_hits();
-    let (status, body, _) = session(&app, json!({"code": "x", "state": "forged"})).await;
+    let login = login_location(&app).await;
+    let a = post_session(
+        &app,
+        json!({"code": "x", "state": "forged"}),
+        login.cookie.as_deref(),
+    )
+    .await;
+    let (status, body) = (a.status, a.body);
     assert_eq!(status, 400, "{body}");
     assert!(details(&body).contains("state mismatch"), "{body}");
     assert_eq!(idp.token_hits(), tokens_before);

@@ -11,8 +11,9 @@
 //               <issuer>.well-known/openid-configuration
 //   clients     [{ client_id, redirect_uris }]: public clients (no secret), code flow,
 //               PKCE (S256) required
-//   accounts    [{ sub, email, groups }]: the ID token carries email, email_verified: true
-//               and groups for `openid email profile`
+//   accounts    [{ sub, email, email_verified, groups }]: the ID token carries email,
+//               email_verified (false unless the account says true, as recent Authentik
+//               releases send by default) and groups for `openid email profile`
 //   keysFile    private JWKS; generated (one RS256 key with a fresh kid) if missing, so a
 //               restart keeps the keys unless the file was deleted or replaced
 //   exitOnStdinClose  (optional) exit when stdin closes, so the provider never outlives
@@ -118,7 +119,7 @@ const provider = new Provider(issuer, {
         return {
           sub: account.sub,
           email: account.email,
-          email_verified: true,
+          email_verified: account.email_verified === true,
           groups: account.groups ?? [],
           preferred_username: account.email,
         };

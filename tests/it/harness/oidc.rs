@@ -38,16 +38,27 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Account {
     pub sub: String,
     pub email: String,
+    /// What the ID token's `email_verified` says; false unless [`Account::verified`].
+    pub email_verified: bool,
     pub groups: Vec<String>,
 }
 
 impl Account {
+    /// An account whose email the provider does not vouch for (`email_verified: false`,
+    /// what recent Authentik releases send by default).
     pub fn new(sub: &str, email: &str, groups: &[&str]) -> Self {
         Self {
             sub: sub.into(),
             email: email.into(),
+            email_verified: false,
             groups: groups.iter().map(|g| g.to_string()).collect(),
         }
+    }
+
+    /// The same account with `email_verified: true`.
+    pub fn verified(mut self) -> Self {
+        self.email_verified = true;
+        self
     }
 }
 
@@ -108,7 +119,12 @@ impl OidcProvider {
                 .collect::<Vec<_>>(),
             "accounts": accounts
                 .iter()
-                .map(|a| json!({ "sub": a.sub, "email": a.email, "groups": a.groups }))
+                .map(|a| json!({
+                    "sub": a.sub,
+                    "email": a.email,
+                    "email_verified": a.email_verified,
+                    "groups": a.groups,
+                }))
                 .collect::<Vec<_>>(),
             "keysFile": dir.path().join("keys.json"),
             "exitOnStdinClose": true,
