@@ -1,5 +1,6 @@
 //! API tokens: HS256 JWTs that anchorage mints itself, with a `kid` naming the signing
-//! key. Verification accepts only HS256, only known kids, and checks iss, aud and exp.
+//! key. Verification accepts only HS256, only known kids, and checks iss, aud, exp, nbf
+//! and that iat is not in the future.
 
 use std::time::Duration;
 
@@ -159,11 +160,21 @@ impl TokenService {
             .ok_or_else(|| Error::Unauthorized(format!("unknown signing key '{kid}'")))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(jwt, key.decoding(), &validation)
             .map_err(|e| Error::Unauthorized(format!("token rejected: {e}")))?;
+        // A token from the future was minted with a wrong clock, or forged to outlive
+        // the expiry its parent imposes.
+        let latest = Utc::now().timestamp() + LEEWAY_SECS as i64;
+        if data.claims.iat > latest {
+            return Err(Error::Unauthorized(format!(
+                "token rejected: issued in the future (iat {}); check the clocks",
+                data.claims.iat
+            )));
+        }
         Ok(data.claims)
     }
 
