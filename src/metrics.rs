@@ -14,7 +14,7 @@ pub const NAMESPACE: &str = "anchorage";
 /// Pin operations counted in `anchorage_pin_ops_total`.
 pub const PIN_OPS: [&str; 5] = ["add", "get", "list", "replace", "remove"];
 /// Caches counted in `anchorage_cache_{hits,misses}_total`.
-pub const CACHES: [&str; 3] = ["denylist", "live_nodes", "orgs"];
+pub const CACHES: [&str; 4] = ["denylist", "live_nodes", "orgs", "standings"];
 /// Outcomes of a job this node's worker took up.
 pub const FETCH_RESULTS: [&str; 2] = ["current", "stale"];
 /// How a job this node ran ended.

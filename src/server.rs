@@ -28,7 +28,7 @@ use crate::{
     pins::counts,
     placements::reconciler,
     state::AppState,
-    tenancy::{org_cache::OrgCache, tokens},
+    tenancy::{org_cache::OrgCache, standing::Standings, tokens},
 };
 
 /// Loads signing keys, builds the pool and the Kubo client. Refuses a database that is
@@ -96,6 +96,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         oidc,
         denylist: Denylist::default().with_counters(metrics.cache("denylist")),
         orgs: OrgCache::default().with_counters(metrics.cache("orgs")),
+        standings: Standings::default().with_counters(metrics.cache("standings")),
         delegates,
         events: crate::events::EventHub::default(),
         metrics,
@@ -323,6 +324,7 @@ fn spawn_background(
             denylist: state.denylist.clone(),
             live_nodes: state.live_nodes.clone(),
             orgs: state.orgs.clone(),
+            standings: state.standings.clone(),
         })),
         tokio::spawn(crate::events::follow(
             state.config.postgres.dsn.expose().to_string(),

@@ -14,7 +14,7 @@ use crate::{
     jobs::JobTransport,
     kubo::Kubo,
     metrics::Metrics,
-    tenancy::org_cache::OrgCache,
+    tenancy::{org_cache::OrgCache, standing::Standings},
 };
 
 /// Everything a request or job needs.
@@ -33,6 +33,8 @@ pub struct AppState {
     pub denylist: Denylist,
     /// Orgs known to exist.
     pub orgs: OrgCache,
+    /// Where each person stands now (sysadmin, role per org): tokens act with no more.
+    pub standings: Standings,
     pub delegates: Delegates,
     /// This node's `/v1/events` subscribers.
     pub events: crate::events::EventHub,

@@ -50,9 +50,17 @@ struct LoginQuery {
 pub async fn login(state: web::Data<AppState>, req: HttpRequest) -> Result<Reply<302>> {
     let query: LoginQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|e| Error::BadRequest(format!("login query: {e}")))?;
-    let url = signin::begin(&state, query.return_to.as_deref()).await?;
+    let begun = signin::begin(&state, query.return_to.as_deref()).await?;
+    let binding = site_cookie(
+        &state,
+        signin::LOGIN_COOKIE,
+        begun.browser_secret,
+        LOGIN_COOKIE_PATH,
+        signin::ATTEMPT_TTL.as_secs() as i64,
+    );
     Ok(HttpResponse::Found()
-        .insert_header((header::LOCATION, url))
+        .cookie(binding)
+        .insert_header((header::LOCATION, begun.url))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
         .into())
@@ -73,8 +81,13 @@ pub async fn create_session(
 ) -> Result<Reply<200, users::Me>> {
     let body: NewSession = read_json(&req, payload, state.config.server.max_body_bytes).await?;
     let ip = ClientIp::of(&req);
+    let binding = req
+        .cookie(signin::LOGIN_COOKIE)
+        .map(|c| c.value().to_string());
     let opened = match (body.code, body.state, body.token) {
-        (Some(code), Some(st), None) => signin::complete(&state, &code, &st, ip).await?,
+        (Some(code), Some(st), None) => {
+            signin::complete(&state, &code, &st, binding.as_deref(), ip).await?
+        }
         (None, None, Some(token)) => signin::with_token(&state, &token, ip).await?,
         _ => {
             return Err(Error::BadRequest(
@@ -83,10 +96,23 @@ pub async fn create_session(
         }
     };
     let user = opened.user;
-    let me = system_tx(&state.db, move |conn| users::me(conn, user).boxed()).await?;
-    let cookie = session_cookie(&state, opened.secret);
+    let mut me = system_tx(&state.db, move |conn| users::me(conn, user).boxed()).await?;
+    if let Some(claims) = &opened.token {
+        me = me.as_seen_by(claims);
+    }
+    let me = me.with_session(Some(opened.signed_in.clone()));
+    let cookie = session_cookie(&state, opened.secret.clone(), opened.max_age_secs());
+    let mut used = site_cookie(
+        &state,
+        signin::LOGIN_COOKIE,
+        String::new(),
+        LOGIN_COOKIE_PATH,
+        0,
+    );
+    used.make_removal();
     Ok(HttpResponse::Ok()
         .cookie(cookie)
+        .cookie(used)
         .insert_header(("X-Anchorage-Return-To", opened.return_to))
         .json(me)
         .into())
@@ -102,14 +128,28 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<Repl
     if let Some(cookie) = req.cookie(session::COOKIE) {
         signin::logout(&state, cookie.value(), ClientIp::of(&req)).await?;
     }
-    let mut gone = session_cookie(&state, String::new());
+    let mut gone = session_cookie(&state, String::new(), 0);
     gone.make_removal();
     Ok(HttpResponse::NoContent().cookie(gone).finish().into())
 }
 
-/// The session cookie: HttpOnly, SameSite=Lax, Secure unless the site is plain-http
+/// Where the login cookie is sent: only to the sign-in endpoints.
+const LOGIN_COOKIE_PATH: &str = "/v1/auth/";
+
+/// The session cookie, living `max_age_secs` (the session's own end).
+pub fn session_cookie(state: &AppState, value: String, max_age_secs: i64) -> Cookie<'static> {
+    site_cookie(state, session::COOKIE, value, "/", max_age_secs)
+}
+
+/// A cookie of ours: HttpOnly, SameSite=Lax, Secure unless the site is plain-http
 /// localhost.
-pub fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+fn site_cookie(
+    state: &AppState,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    max_age_secs: i64,
+) -> Cookie<'static> {
     let public = public_url(&state.config);
     let local_http = public.starts_with("http://")
         && ["http://localhost", "http://127.0.0.1", "http://[::1]"]
@@ -119,13 +159,12 @@ pub fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
                     || public.starts_with(&format!("{p}:"))
                     || public.starts_with(&format!("{p}/"))
             });
-    let ttl = state.config.auth.session.ttl.as_secs() as i64;
-    Cookie::build(session::COOKIE, value)
-        .path("/")
+    Cookie::build(name, value)
+        .path(path)
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(!local_http)
-        .max_age(CookieDuration::seconds(ttl))
+        .max_age(CookieDuration::seconds(max_age_secs))
         .finish()
 }
 

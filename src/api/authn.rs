@@ -11,7 +11,7 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::{header, Method},
     middleware::Next,
-    web, HttpMessage,
+    web, HttpMessage, HttpRequest,
 };
 use futures_util::FutureExt;
 
@@ -19,7 +19,6 @@ use crate::{
     auth::{oidc::public_url, session, Claims},
     db::system_tx,
     error::Error,
-    ids::OrgId,
     state::AppState,
 };
 
@@ -53,52 +52,56 @@ pub async fn middleware(
             // A database hiccup here leaves the request unverified; the extractor then
             // retries the check and reports the error itself.
             if let Ok(false) = state.denylist.is_revoked(&state.db, claims.jti).await {
-                req.extensions_mut().insert(VerifiedToken(claims));
+                if let Ok(claims) = state.standings.effective(&state.db, claims).await {
+                    req.extensions_mut().insert(VerifiedToken(claims));
+                }
             }
         }
     } else if let Some(cookie) = req.cookie(session::COOKIE) {
         let needs_origin = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
             || req.path() == "/v1/events";
-        if needs_origin && !same_origin(&req, &state) {
+        if needs_origin && !same_origin(req.request(), &state) {
             return Err(Error::Forbidden(
                 "a request signed in by cookie must come from this site (Origin)".into(),
             )
             .into());
         }
-        // Browsers cannot set headers on a WebSocket: the events socket may name its
-        // org in the query instead.
-        let from_query = (req.path() == "/v1/events")
-            .then(|| {
-                serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
-                    .ok()?
-                    .into_iter()
-                    .find(|(k, _)| k == "org")
-                    .and_then(|(_, v)| v.parse::<OrgId>().ok())
-            })
-            .flatten();
-        let named = req
-            .headers()
-            .get(crate::auth::caller::ORG_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<OrgId>().ok())
-            .or(from_query);
+        let named = crate::auth::caller::named_org(req.request()).ok().flatten();
         let secret = cookie.value().to_string();
-        let claims = system_tx(&state.db, |conn| {
+        let found = system_tx(&state.db, |conn| {
             async move {
                 match session::find(conn, &secret).await? {
-                    Some(live) => Ok(Some(session::claims(conn, &live, named).await?)),
+                    Some(live) => {
+                        let claims = session::claims(conn, &live, named).await?;
+                        Ok(Some((claims, live.signed_in(), live.token.is_some())))
+                    }
                     None => Ok(None),
                 }
             }
             .boxed()
         })
         .await;
-        match claims {
-            Ok(Some(claims)) => {
+        let found = match found {
+            // A session opened with a token stands where the token's user stands now.
+            Ok(Some((claims, signed_in, true))) => state
+                .standings
+                .effective(&state.db, claims)
+                .await
+                .map(|claims| Some((claims, signed_in))),
+            Ok(Some((claims, signed_in, false))) => Ok(Some((claims, signed_in))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(Some((claims, signed_in))) => {
                 req.extensions_mut().insert(VerifiedToken(claims));
+                req.extensions_mut().insert(signed_in);
             }
             Ok(None) => {}
             Err(e @ Error::Forbidden(_)) => return Err(e.into()),
+            Err(Error::Unauthorized(why)) => {
+                tracing::info!(why, "a session's token no longer stands")
+            }
             Err(e) => tracing::warn!(error = %e, "reading a session failed"),
         }
     }
@@ -107,7 +110,7 @@ pub async fn middleware(
 
 /// Whether the request's `Origin` is this site: the public URL's origin, or the origin
 /// the request was addressed to.
-fn same_origin(req: &ServiceRequest, state: &AppState) -> bool {
+pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     let Some(origin) = req
         .headers()
         .get(header::ORIGIN)

@@ -1,7 +1,7 @@
 //! `/v1/users/me`, `/v1/orgs` and `/v1/orgs/{id}/members`: who am I, which orgs exist,
 //! and who belongs to them. Sysadmins create orgs; org admins manage their members.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use apistos::{api_operation, ApiComponent};
 use futures_util::FutureExt;
 use schemars::JsonSchema;
@@ -89,9 +89,17 @@ fn actor(p: &Principal) -> String {
     operation_id = "me",
     tag = "users",
     summary = "Who am I",
-    description = "The signed-in user (or the user an API token names), with their orgs and roles"
+    description = "The signed-in user (or the user an API token names), with their orgs and roles. A token, or a session opened with one, sees only its own org and the role it acts with; `session` says how a browser session was opened"
 )]
-pub async fn me(state: web::Data<AppState>, principal: Principal) -> Result<Reply<200, users::Me>> {
+pub async fn me(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<200, users::Me>> {
+    let signed_in = req
+        .extensions()
+        .get::<crate::auth::session::SignedIn>()
+        .cloned();
     let user: UserId = principal
         .0
         .sub
@@ -105,6 +113,7 @@ pub async fn me(state: web::Data<AppState>, principal: Principal) -> Result<Repl
             }
             other => other,
         })?;
+    let me = me.as_seen_by(&principal.0).with_session(signed_in);
     Ok(HttpResponse::Ok().json(me).into())
 }
 
@@ -219,7 +228,8 @@ pub async fn add_member(
         name: actor(&principal),
         ip: ClientIp::of(&req),
     };
-    let member = members::add_audited(&state.db, org, body.email, body.role, by).await?;
+    let member =
+        members::add_audited(&state.db, state.bus.clone(), org, body.email, body.role, by).await?;
     Ok(HttpResponse::Created().json(member).into())
 }
 
@@ -250,7 +260,7 @@ pub async fn set_role(
         name: actor(&principal),
         ip: ClientIp::of(&req),
     };
-    members::set_role_audited(&state.db, org, member, body.role, by).await?;
+    members::set_role_audited(&state.db, state.bus.clone(), org, member, body.role, by).await?;
     Ok(HttpResponse::NoContent().finish().into())
 }
 
@@ -277,6 +287,6 @@ pub async fn remove_member(
         name: actor(&principal),
         ip: ClientIp::of(&req),
     };
-    members::remove_audited(&state.db, org, member, by).await?;
+    members::remove_audited(&state.db, state.bus.clone(), org, member, by).await?;
     Ok(HttpResponse::NoContent().finish().into())
 }

@@ -57,10 +57,7 @@ impl FromRequest for Caller {
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().map(str::to_owned));
-        let named_org = req
-            .headers()
-            .get(ORG_HEADER)
-            .map(|v| v.to_str().map(str::to_owned));
+        let named_org = named_org(req);
         let peer_ip = crate::api::client_ip::ClientIp::of(req);
         let what = format!("{} {}", req.method(), req.path());
         let verified = req
@@ -74,13 +71,7 @@ impl FromRequest for Caller {
                 Some(claims) => claims,
                 None => verify(&state, authorization).await?,
             };
-            let named = match named_org {
-                None => None,
-                Some(Ok(text)) => Some(text.trim().parse::<OrgId>().map_err(|_| {
-                    Error::BadRequest(format!("{ORG_HEADER} must be an org id (org_…)"))
-                })?),
-                Some(Err(_)) => return Err(Error::BadRequest(format!("{ORG_HEADER} is not text"))),
-            };
+            let named = named_org?;
             let org = match (named, claims.org) {
                 (Some(named), Some(own)) if named == own => own,
                 (Some(named), _) if claims.role == Role::Sysadmin => {
@@ -105,6 +96,31 @@ impl FromRequest for Caller {
             Ok(Caller { claims, org })
         })
     }
+}
+
+/// The org a request names: `X-Anchorage-Org`, or — because browsers cannot set headers
+/// on a WebSocket — `?org=` on the events socket.
+pub fn named_org(req: &HttpRequest) -> Result<Option<OrgId>> {
+    let parse = |text: &str| {
+        text.trim()
+            .parse::<OrgId>()
+            .map(Some)
+            .map_err(|_| Error::BadRequest(format!("{ORG_HEADER} must be an org id (org_…)")))
+    };
+    if let Some(value) = req.headers().get(ORG_HEADER) {
+        let text = value
+            .to_str()
+            .map_err(|_| Error::BadRequest(format!("{ORG_HEADER} is not text")))?;
+        return parse(text);
+    }
+    if req.path() == "/v1/events" {
+        let query: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        if let Some((_, org)) = query.into_iter().find(|(k, _)| k == "org") {
+            return parse(&org);
+        }
+    }
+    Ok(None)
 }
 
 /// A verified caller that need not act in any one org: cluster-wide views (audit,
@@ -170,11 +186,12 @@ async fn verify(
             claims.jti
         )));
     }
-    Ok(claims)
+    state.standings.effective(&state.db, claims).await
 }
 
-/// Checks the org exists and records that a sysadmin acted in it.
-async fn act_as(
+/// Checks the org exists and records that a sysadmin acted in it (by token or by
+/// browser session alike).
+pub async fn act_as(
     state: &AppState,
     claims: &Claims,
     org: OrgId,

@@ -5,6 +5,7 @@ pub mod caller;
 pub mod denylist;
 pub mod keys;
 pub mod oidc;
+pub mod return_to;
 pub mod roles;
 pub mod session;
 pub mod signin;

@@ -50,6 +50,8 @@ pub struct LoginStart {
 pub struct Identity {
     pub subject: String,
     pub email: Option<String>,
+    /// The provider vouches for `email` (`email_verified: true`).
+    pub email_verified: bool,
     pub name: Option<String>,
     pub groups: Vec<String>,
 }
@@ -283,6 +285,7 @@ impl Oidc {
         Ok(Identity {
             subject: claims.subject().as_str().to_string(),
             email: claims.email().map(|e| e.as_str().to_string()),
+            email_verified: claims.email_verified().unwrap_or(false),
             name: claims
                 .name()
                 .and_then(|n| n.get(None))

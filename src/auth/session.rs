@@ -2,12 +2,13 @@
 //! `sessions` row by its SHA-256 (the table alone cannot sign anyone in). A request with
 //! a live session acts as its user, in the org it names (`X-Anchorage-Org`) or the only
 //! org the user belongs to, with the user's role there — the same [`Claims`] shape a
-//! bearer token carries, so every authorization check is shared.
+//! bearer token carries, so every authorization check is shared. A session opened with
+//! an API token (`dev`, no provider) acts with that token's claims and nothing more.
 
 use std::time::Duration;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rand::RngCore;
@@ -16,7 +17,7 @@ use uuid::Uuid;
 
 use super::{Claims, Role};
 use crate::{
-    db::schema::{memberships, sessions, users},
+    db::schema::{memberships, sessions, token_denylist, users},
     error::{Error, Result},
     ids::{OrgId, TokenId, UserId},
 };
@@ -31,22 +32,47 @@ fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// A new session for `user`, valid for `ttl`; returns the cookie value.
-pub async fn create(conn: &mut AsyncPgConnection, user: UserId, ttl: Duration) -> Result<String> {
+/// A session just created: the cookie value and when it ends.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub secret: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new session for `user`, valid for `ttl`. A session opened with an API token keeps
+/// that token's verified `claims`: it acts with exactly them, ends no later than the
+/// token, and ends when the token is revoked.
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    ttl: Duration,
+    token: Option<&Claims>,
+) -> Result<Created> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = URL_SAFE_NO_PAD.encode(bytes);
-    let expires = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+    let mut expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+    if let Some(claims) = token {
+        expires_at = expires_at.min(claims.expires_at());
+    }
+    // Whole seconds: what is stored is what the cookie and `/v1/users/me` show.
+    let expires_at = expires_at.trunc_subsecs(0);
+    let token_claims = token
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("token claims: {e}")))?;
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(Uuid::now_v7()),
             sessions::secret_hash.eq(hash(&secret)),
             sessions::user_id.eq(user.uuid()),
-            sessions::expires_at.eq(expires),
+            sessions::expires_at.eq(expires_at),
+            sessions::token_jti.eq(token.map(|c| c.jti.uuid())),
+            sessions::token_claims.eq(token_claims),
         ))
         .execute(conn)
         .await?;
-    Ok(secret)
+    Ok(Created { secret, expires_at })
 }
 
 /// A live session: its id, its user, when it ends.
@@ -56,29 +82,73 @@ pub struct LiveSession {
     pub user: UserId,
     pub sysadmin: bool,
     pub expires_at: DateTime<Utc>,
+    /// The claims of the API token the session was opened with, if it was.
+    pub token: Option<Claims>,
 }
 
-/// The live (unexpired, unrevoked) session behind `secret`.
+impl LiveSession {
+    /// How it was opened, for `/v1/users/me`.
+    pub fn signed_in(&self) -> SignedIn {
+        SignedIn {
+            via: if self.token.is_some() {
+                "token"
+            } else {
+                "oidc"
+            }
+            .into(),
+            token: self.token.as_ref().map(|c| c.jti.to_string()),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// How a session was opened: through the identity provider (`oidc`) or with an API
+/// token (`token`, naming it), and when it ends.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema, apistos::ApiComponent,
+)]
+pub struct SignedIn {
+    pub via: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The live (unexpired, unrevoked) session behind `secret`. A session opened with a
+/// token whose jti is on the denylist is not live.
 pub async fn find(conn: &mut AsyncPgConnection, secret: &str) -> Result<Option<LiveSession>> {
-    let row: Option<(Uuid, Uuid, bool, DateTime<Utc>)> = sessions::table
+    type Row = (Uuid, Uuid, bool, DateTime<Utc>, Option<serde_json::Value>);
+    let row: Option<Row> = sessions::table
         .inner_join(users::table)
         .filter(sessions::secret_hash.eq(hash(secret)))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(diesel::dsl::now))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            token_denylist::table.filter(token_denylist::jti.nullable().eq(sessions::token_jti)),
+        )))
         .select((
             sessions::id,
             sessions::user_id,
             users::is_sysadmin,
             sessions::expires_at,
+            sessions::token_claims,
         ))
         .first(conn)
         .await
         .optional()?;
-    Ok(row.map(|(id, user, sysadmin, expires_at)| LiveSession {
+    let Some((id, user, sysadmin, expires_at, token)) = row else {
+        return Ok(None);
+    };
+    let token = token
+        .map(serde_json::from_value::<Claims>)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("a session's token claims: {e}")))?;
+    Ok(Some(LiveSession {
         id,
         user: UserId::from_uuid(user),
         sysadmin,
         expires_at,
+        token,
     }))
 }
 
@@ -95,20 +165,40 @@ pub async fn revoke(conn: &mut AsyncPgConnection, secret: &str) -> Result<bool> 
         > 0)
 }
 
-/// The claims `session` acts with in `named` org (or the user's only org). Must run in
-/// a transaction that sees memberships across orgs (a system transaction).
+/// Ends every session of `user` (removed from an org); returns how many.
+pub async fn revoke_all_of(conn: &mut AsyncPgConnection, user: UserId) -> Result<usize> {
+    Ok(diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user.uuid()))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?)
+}
+
+/// The claims `session` acts with. A session opened with a token acts with that
+/// token's claims (the caller lowers them to the user's current standing). Otherwise
+/// the user's role in `named` org (or their only org); a sysadmin acts in an org they
+/// are not a member of only through `X-Anchorage-Org`, audited like a token doing so,
+/// so their claims name no org then. Must run in a transaction that sees memberships
+/// across orgs (a system transaction).
 pub async fn claims(
     conn: &mut AsyncPgConnection,
     session: &LiveSession,
     named: Option<OrgId>,
 ) -> Result<Claims> {
+    if let Some(token) = &session.token {
+        return Ok(token.clone());
+    }
     let rows: Vec<(Uuid, String)> = memberships::table
         .filter(memberships::user_id.eq(session.user.uuid()))
         .select((memberships::org_id, memberships::role))
         .load(conn)
         .await?;
     let (org, role) = if session.sysadmin {
-        (named, Role::Sysadmin)
+        let member_of_named = named.filter(|n| rows.iter().any(|(o, _)| *o == n.uuid()));
+        (member_of_named, Role::Sysadmin)
     } else {
         let pick = match named {
             Some(org) => rows.iter().find(|(o, _)| *o == org.uuid()),

@@ -1,8 +1,10 @@
 //! The sign-in flow around [`super::oidc`]: an authorization request is remembered in
-//! `login_attempts` (state → nonce, PKCE verifier, where to return), so the provider's
-//! redirect may land on any node; completing it consumes the row once, verifies the ID
-//! token, records the user and opens a session. Without a provider (`dev`), an API
-//! token of a known user may open a session instead, so the console stays usable.
+//! `login_attempts` (state → nonce, PKCE verifier, where to return, and the hash of a
+//! secret the starting browser keeps in a cookie), so the provider's redirect may land
+//! on any node but completes only in that browser; completing it consumes the row once,
+//! verifies the ID token, records the user and opens a session. Without a provider
+//! (`dev`), an API token of a known user may open a session that acts with exactly that
+//! token, so the console stays usable.
 
 use std::time::Duration;
 
@@ -11,7 +13,16 @@ use diesel_async::RunQueryDsl;
 use futures_util::FutureExt;
 use serde_json::json;
 
-use super::session;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::{
+    oidc::public_url,
+    return_to::safe_return_to,
+    session::{self, SignedIn},
+    Claims,
+};
 use crate::{
     audit::{self, AuditEntry},
     db::{schema::login_attempts, system_tx},
@@ -24,19 +35,32 @@ use crate::{
 /// How long an authorization request may take to come back.
 pub const ATTEMPT_TTL: Duration = Duration::from_secs(600);
 
-/// A relative path on this site, or `/`: never an open redirect.
-pub fn safe_return_to(requested: Option<&str>) -> String {
-    match requested {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
-        _ => "/".to_string(),
-    }
+/// The cookie binding a sign-in to the browser that started it.
+pub const LOGIN_COOKIE: &str = "anchorage_login";
+
+fn sha256(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Starts a sign-in; returns the provider URL to send the browser to.
-pub async fn begin(state: &AppState, return_to: Option<&str>) -> Result<String> {
+/// A sign-in just started: where to send the browser, and the secret it must keep in
+/// [`LOGIN_COOKIE`] to finish it.
+#[derive(Debug, Clone)]
+pub struct Begun {
+    pub url: String,
+    pub browser_secret: String,
+}
+
+/// Starts a sign-in. Only the hash of the browser's secret is stored with the attempt,
+/// so the callback completes only in the browser that holds the secret: a victim who
+/// opens an attacker's callback URL is not signed into the attacker's account.
+pub async fn begin(state: &AppState, return_to: Option<&str>) -> Result<Begun> {
     let oidc = state.oidc.clone().ok_or_else(not_configured)?;
     let start = oidc.begin().await?;
-    let return_to = safe_return_to(return_to);
+    let return_to = safe_return_to(&public_url(&state.config), return_to);
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let browser_secret = URL_SAFE_NO_PAD.encode(bytes);
+    let browser_hash = sha256(&browser_secret);
     let ttl = ATTEMPT_TTL.as_secs_f64();
     system_tx(&state.db, |conn| {
         async move {
@@ -53,10 +77,14 @@ pub async fn begin(state: &AppState, return_to: Option<&str>) -> Result<String> 
                     login_attempts::nonce.eq(&start.nonce),
                     login_attempts::pkce_verifier.eq(&start.pkce_verifier),
                     login_attempts::return_to.eq(&return_to),
+                    login_attempts::browser_hash.eq(&browser_hash),
                 ))
                 .execute(conn)
                 .await?;
-            Ok(start.url)
+            Ok(Begun {
+                url: start.url,
+                browser_secret,
+            })
         }
         .boxed()
     })
@@ -69,23 +97,45 @@ pub struct Opened {
     pub secret: String,
     pub user: UserId,
     pub return_to: String,
+    pub signed_in: SignedIn,
+    /// For a session opened with a token: the claims it acts with.
+    pub token: Option<Claims>,
 }
 
-/// Completes the sign-in `state_param` with the provider's `code`.
+impl Opened {
+    /// Seconds until the session ends (for the cookie's `Max-Age`).
+    pub fn max_age_secs(&self) -> i64 {
+        (self.signed_in.expires_at - chrono::Utc::now())
+            .num_seconds()
+            .max(0)
+    }
+}
+
+/// Completes the sign-in `state_param` with the provider's `code`, in the browser
+/// that holds `browser_secret` (the [`LOGIN_COOKIE`]).
 pub async fn complete(
     state: &AppState,
     code: &str,
     state_param: &str,
+    browser_secret: Option<&str>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Opened> {
     let oidc = state.oidc.clone().ok_or_else(not_configured)?;
+    let Some(browser_secret) = browser_secret else {
+        tracing::warn!("sign-in refused: the callback came without the login cookie");
+        return Err(Error::BadRequest(format!(
+            "this sign-in was not started in this browser (no {LOGIN_COOKIE} cookie); start again from the sign-in page"
+        )));
+    };
     let ttl = ATTEMPT_TTL.as_secs_f64();
     let key = state_param.to_string();
+    let browser_hash = sha256(browser_secret);
     let attempt: Option<(String, String, String)> = system_tx(&state.db, |conn| {
         async move {
             Ok(diesel::delete(
                 login_attempts::table
                     .filter(login_attempts::state.eq(&key))
+                    .filter(login_attempts::browser_hash.eq(&browser_hash))
                     .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
                         "created_at > now() - make_interval(secs => {ttl})"
                     ))),
@@ -103,24 +153,44 @@ pub async fn complete(
     })
     .await?;
     let Some((nonce, verifier, return_to)) = attempt else {
-        tracing::warn!("sign-in refused: unknown, used or expired state");
+        tracing::warn!("sign-in refused: unknown, used, expired or another browser's state");
         return Err(Error::BadRequest(
-            "state mismatch: this sign-in is unknown, already used or expired; start again".into(),
+            "state mismatch: this sign-in is unknown, already used, expired, or was started in another browser; start again".into(),
         ));
     };
     let identity = oidc.finish(code, &verifier, &nonce).await?;
     let bootstrap = state.config.bootstrap.sysadmins.clone();
-    let opened = open(state, ip, "oidc", move |conn| {
-        async move { users::sign_in(conn, &identity, &bootstrap).await }.boxed()
+    let trust_unverified = state.config.auth.authentik.trust_unverified_email;
+    let bus = state.bus.clone();
+    let subject = identity.subject.clone();
+    let email = identity.email.clone().unwrap_or_default();
+    let outcome = open(state, ip, "oidc", None, move |conn| {
+        async move {
+            let policy = users::EmailPolicy {
+                bootstrap_sysadmins: &bootstrap,
+                trust_unverified,
+            };
+            users::sign_in(conn, bus.as_ref(), &identity, policy).await
+        }
+        .boxed()
     })
     .await?;
-    Ok(Opened {
-        return_to,
-        ..opened
-    })
+    match outcome {
+        Ok(opened) => Ok(Opened {
+            return_to,
+            ..opened
+        }),
+        Err(why) => {
+            tracing::warn!(subject, email, cause = %why, "sign-in refused");
+            Err(Error::SignIn(why))
+        }
+    }
 }
 
-/// `dev` only (no provider configured): opens a session for the user an API token names.
+/// `dev` only (no provider configured): opens a session with an API token of a known
+/// user. The session acts with exactly that token's claims (org, role, scopes), lowered
+/// to the user's current standing like the token itself; it ends no later than the
+/// token, and when the token is revoked.
 pub async fn with_token(
     state: &AppState,
     token: &str,
@@ -139,7 +209,9 @@ pub async fn with_token(
         .sub
         .parse()
         .map_err(|_| Error::BadRequest("this token names no user (usr_…)".into()))?;
-    open(state, ip, "token", move |conn| {
+    // A removed member's token opens nothing.
+    let acting = state.standings.effective(&state.db, claims.clone()).await?;
+    let opened = open(state, ip, "token", Some(claims), move |conn| {
         async move {
             let exists = diesel::select(diesel::dsl::exists(
                 crate::db::schema::users::table.find(user.uuid()),
@@ -149,44 +221,73 @@ pub async fn with_token(
             if !exists {
                 return Err(Error::Unauthorized("no such user".into()));
             }
-            Ok(user)
+            Ok(users::SignInOutcome::User(user))
         }
         .boxed()
     })
-    .await
+    .await?
+    .map_err(Error::SignIn)?;
+    Ok(Opened {
+        token: Some(acting),
+        ..opened
+    })
 }
 
-/// Resolves the user with `who` and opens a session for them, audited.
+/// Resolves the user with `who` and opens a session for them (with `token`'s claims,
+/// when opened with one), audited; a refusal is audited with its cause instead.
 async fn open<F>(
     state: &AppState,
     ip: Option<std::net::IpAddr>,
     how: &'static str,
+    token: Option<Claims>,
     who: F,
-) -> Result<Opened>
+) -> Result<std::result::Result<Opened, String>>
 where
     F: for<'c> FnOnce(
             &'c mut diesel_async::AsyncPgConnection,
-        ) -> futures_util::future::BoxFuture<'c, Result<UserId>>
+        ) -> futures_util::future::BoxFuture<'c, Result<users::SignInOutcome>>
         + Send
         + 'static,
 {
     let ttl = state.config.auth.session.ttl;
     system_tx(&state.db, move |conn| {
         async move {
-            let user = who(conn).await?;
-            let secret = session::create(conn, user, ttl).await?;
+            let user = match who(conn).await? {
+                users::SignInOutcome::User(user) => user,
+                users::SignInOutcome::Refused(why) => {
+                    audit::record(
+                        conn,
+                        AuditEntry::new(format!("signin:{how}"), "session.refuse", how)
+                            .source_ip(ip)
+                            .details(json!({ "via": how, "cause": why })),
+                    )
+                    .await?;
+                    return Ok(Err(why));
+                }
+            };
+            let created = session::create(conn, user, ttl, token.as_ref()).await?;
             audit::record(
                 conn,
                 AuditEntry::new(user.to_string(), "session.create", user.to_string())
                     .source_ip(ip)
-                    .details(json!({ "via": how })),
+                    .details(json!({
+                        "via": how,
+                        "token": token.as_ref().map(|c| c.jti.to_string()),
+                        "expires_at": created.expires_at,
+                    })),
             )
             .await?;
-            Ok(Opened {
-                secret,
+            Ok(Ok(Opened {
+                secret: created.secret,
                 user,
                 return_to: "/".into(),
-            })
+                signed_in: SignedIn {
+                    via: how.into(),
+                    token: token.as_ref().map(|c| c.jti.to_string()),
+                    expires_at: created.expires_at,
+                },
+                token,
+            }))
         }
         .boxed()
     })
@@ -220,23 +321,4 @@ pub async fn logout(state: &AppState, secret: &str, ip: Option<std::net::IpAddr>
 
 fn not_configured() -> Error {
     Error::NotFound("sign-in is not configured (auth.authentik.issuer)".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_return_to;
-
-    #[test]
-    fn only_local_paths_are_returned_to() {
-        assert_eq!(safe_return_to(Some("/pins?x=1")), "/pins?x=1");
-        for evil in [
-            "//evil.example/",
-            "https://evil.example/",
-            "\\\\evil",
-            "/\\evil",
-        ] {
-            assert_eq!(safe_return_to(Some(evil)), "/", "{evil}");
-        }
-        assert_eq!(safe_return_to(None), "/");
-    }
 }

@@ -35,6 +35,7 @@ pub async fn beat(state: &AppState) -> crate::error::Result<()> {
     cache_stats.insert("denylist".to_string(), state.denylist.stats());
     cache_stats.insert("live_nodes".to_string(), state.live_nodes.stats());
     cache_stats.insert("orgs".to_string(), state.orgs.stats());
+    cache_stats.insert("standings".to_string(), state.standings.stats());
     nodes::heartbeat(&state.db, state.node, Beat { kubo, cache_stats }).await?;
     let mut conn = pool::get(&state.db).await?;
     let live = state.live_nodes.refresh(&mut conn).await?;

@@ -18,7 +18,7 @@ use crate::{
     cluster::scheduler::LiveNodes,
     db::listen::{self, Heard},
     error::Result,
-    tenancy::org_cache::OrgCache,
+    tenancy::{org_cache::OrgCache, standing::Standings},
 };
 
 /// The NOTIFY channel.
@@ -33,6 +33,8 @@ pub enum Invalidation {
     Nodes,
     /// An org was removed.
     Org(Uuid),
+    /// A person's memberships or sysadmin flag changed.
+    User(Uuid),
 }
 
 impl Invalidation {
@@ -41,6 +43,7 @@ impl Invalidation {
             Self::Token(jti) => format!("token:{jti}"),
             Self::Nodes => "nodes".to_string(),
             Self::Org(id) => format!("org:{id}"),
+            Self::User(id) => format!("user:{id}"),
         }
     }
 
@@ -48,6 +51,7 @@ impl Invalidation {
         match payload.split_once(':') {
             Some(("token", jti)) => jti.parse().ok().map(Self::Token),
             Some(("org", id)) => id.parse().ok().map(Self::Org),
+            Some(("user", id)) => id.parse().ok().map(Self::User),
             None if payload == "nodes" => Some(Self::Nodes),
             _ => None,
         }
@@ -110,6 +114,7 @@ pub struct Caches {
     pub denylist: Denylist,
     pub live_nodes: LiveNodes,
     pub orgs: OrgCache,
+    pub standings: Standings,
 }
 
 impl Caches {
@@ -118,6 +123,7 @@ impl Caches {
             Invalidation::Token(jti) => self.denylist.invalidate(jti),
             Invalidation::Nodes => self.live_nodes.invalidate(),
             Invalidation::Org(id) => self.orgs.invalidate(id),
+            Invalidation::User(id) => self.standings.invalidate(id),
         }
     }
 
@@ -125,6 +131,7 @@ impl Caches {
         self.denylist.clear();
         self.live_nodes.invalidate();
         self.orgs.clear();
+        self.standings.clear();
     }
 }
 
@@ -154,6 +161,7 @@ mod tests {
             Invalidation::Token(jti),
             Invalidation::Nodes,
             Invalidation::Org(jti),
+            Invalidation::User(jti),
         ] {
             assert_eq!(Invalidation::decode(&what.encode()), Some(what));
         }

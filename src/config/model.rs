@@ -158,6 +158,11 @@ pub struct Authentik {
     pub client_id: Option<String>,
     /// Expected `aud` of ID tokens.
     pub audience: Option<String>,
+    /// Count the email of an ID token that does not say `email_verified: true` (for
+    /// adoption, invitations and bootstrap). Only for providers whose every email is
+    /// verified but that do not say so.
+    #[serde(rename = "trustUnverifiedEmail")]
+    pub trust_unverified_email: bool,
 }
 
 /// `auth.apiToken.*`

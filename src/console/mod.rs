@@ -19,7 +19,8 @@ use futures_util::FutureExt;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    auth::{session, Claims},
+    api::client_ip::ClientIp,
+    auth::{caller::act_as, session, Claims, Role},
     db::system_tx,
     error::{Error, Result},
     ids::{OrgId, UserId},
@@ -98,31 +99,64 @@ pub async fn viewer(state: &AppState, req: &HttpRequest) -> Resolved {
                 return Ok(None);
             };
             let me = users::me(conn, live.user).await?;
-            let org = match named {
-                Some(org) => Some(org),
-                None => me.orgs.first().map(|o| o.id),
-            };
-            let claims = session::claims(conn, &live, org).await?;
-            Ok(Some((live.user, me, claims)))
+            let hint = named.or_else(|| me.orgs.first().map(|o| o.id));
+            let claims = session::claims(conn, &live, hint).await?;
+            Ok(Some((live, me, claims)))
         }
         .boxed()
     })
     .await;
-    match found {
-        Ok(Some((user, me, claims))) => {
-            let org = claims.org;
-            Resolved::Viewer(Box::new(Viewer {
-                claims,
-                user,
-                me,
-                org,
-                csrf: csrf_for(&secret),
-                secret,
-            }))
+    let (live, me, claims) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return Resolved::Respond(redirect("/console/sign-in")),
+        Err(e) => return Resolved::Respond(refusal(e)),
+    };
+    let signed_in = live.signed_in();
+    // Opened with a token: the token's claims as its user stands now, and only what the
+    // token sees.
+    let (me, claims) = match live.token {
+        None => (me, claims),
+        Some(_) => match state.standings.effective(&state.db, claims).await {
+            Ok(claims) => (me.as_seen_by(&claims), claims),
+            Err(e) => return Resolved::Respond(refusal(e)),
+        },
+    };
+    let org = named
+        .or(claims.org)
+        .or_else(|| me.orgs.first().map(|o| o.id));
+    let claims = match org {
+        // Another org than the claims': only a sysadmin, audited as for a token.
+        Some(org) if claims.org != Some(org) => {
+            if claims.role != Role::Sysadmin {
+                return Resolved::Respond(not_found());
+            }
+            let what = format!("{} {}", req.method(), req.path());
+            if let Err(e) = act_as(state, &claims, org, ClientIp::of(req), &what).await {
+                return Resolved::Respond(refusal(e));
+            }
+            Claims {
+                org: Some(org),
+                ..claims
+            }
         }
-        Ok(None) => Resolved::Respond(redirect("/console/sign-in")),
-        Err(Error::Forbidden(_)) | Err(Error::NotFound(_)) => Resolved::Respond(not_found()),
-        Err(e) => Resolved::Respond(error_page(&e)),
+        _ => claims,
+    };
+    Resolved::Viewer(Box::new(Viewer {
+        org: claims.org,
+        claims,
+        user: live.user,
+        me: me.with_session(Some(signed_in)),
+        csrf: csrf_for(&secret),
+        secret,
+    }))
+}
+
+/// What a person sees when their session cannot act: sign-in again, or `Not found`.
+fn refusal(e: Error) -> HttpResponse {
+    match e {
+        Error::Unauthorized(_) => redirect("/console/sign-in"),
+        Error::Forbidden(_) | Error::NotFound(_) => not_found(),
+        e => error_page(&e),
     }
 }
 

@@ -65,8 +65,15 @@ impl Form {
 
     /// The CSRF field matches the session's token.
     fn csrf_ok(&self, v: &Viewer) -> bool {
-        self.get("csrf").is_some_and(|t| t == v.csrf)
+        self.get("csrf").is_some_and(|t| csrf_matches(t, &v.csrf))
     }
+}
+
+/// Compares a posted CSRF token with the session's in constant time, so response
+/// timing tells an attacker nothing about how much of a guess was right.
+fn csrf_matches(posted: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    posted.len() == expected.len() && bool::from(posted.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 fn query(req: &HttpRequest) -> HashMap<String, String> {
@@ -126,13 +133,19 @@ async fn sign_in_token(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
+    // No session yet, so no CSRF token: the form must come from this site, or another
+    // site could sign the browser into the attacker's account (login CSRF).
+    if !crate::api::authn::same_origin(&req, &state) {
+        return refused();
+    }
     let form = Form::parse(&body);
     let Some(token) = form.get("token") else {
         return redirect_with("/console/sign-in", "Paste an API token to sign in.");
     };
     match signin::with_token(&state, token, ClientIp::of(&req)).await {
         Ok(opened) => {
-            let cookie = crate::api::auth::session_cookie(&state, opened.secret);
+            let max_age = opened.max_age_secs();
+            let cookie = crate::api::auth::session_cookie(&state, opened.secret, max_age);
             let mut res = redirect("/console/pins");
             let _ = res.add_cookie(&cookie);
             res
@@ -660,6 +673,7 @@ async fn members_post(
         ("add", None) => match role() {
             Ok(role) => members::add_audited(
                 &state.db,
+                state.bus.clone(),
                 org,
                 form.get("email").unwrap_or_default().to_string(),
                 role,
@@ -676,12 +690,12 @@ async fn members_post(
             Err(e) => Err(e),
         },
         ("role", Some(m)) => match role() {
-            Ok(role) => members::set_role_audited(&state.db, org, m, role, by)
+            Ok(role) => members::set_role_audited(&state.db, state.bus.clone(), org, m, role, by)
                 .await
                 .map(|_| "Role changed."),
             Err(e) => Err(e),
         },
-        ("remove", Some(m)) => members::remove_audited(&state.db, org, m, by)
+        ("remove", Some(m)) => members::remove_audited(&state.db, state.bus.clone(), org, m, by)
             .await
             .map(|_| "Member removed."),
         _ => return not_found(),
@@ -994,4 +1008,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/static/{file}", web::get().to(asset))
             .default_service(web::to(fallback)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csrf_matches;
+
+    #[test]
+    fn csrf_tokens_match_exactly() {
+        let token = super::super::csrf_for("secret");
+        assert!(csrf_matches(&token, &token));
+        assert!(!csrf_matches(&token[..10], &token));
+        assert!(!csrf_matches("", &token));
+        let mut other = token.clone().into_bytes();
+        other[0] = if other[0] == b'0' { b'1' } else { b'0' };
+        assert!(!csrf_matches(&String::from_utf8(other).unwrap(), &token));
+    }
 }

@@ -44,6 +44,7 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        parent_jti -> Nullable<Uuid>,
     }
 }
 
@@ -184,6 +185,7 @@ diesel::table! {
         pkce_verifier -> Text,
         return_to -> Text,
         created_at -> Timestamptz,
+        browser_hash -> Bytea,
     }
 }
 
@@ -195,6 +197,16 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        token_jti -> Nullable<Uuid>,
+        token_claims -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
+    bootstrap_claims (email) {
+        email -> Text,
+        user_id -> Nullable<Uuid>,
+        claimed_at -> Timestamptz,
     }
 }
 
@@ -224,4 +236,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     login_attempts,
     sessions,
+    bootstrap_claims,
 );

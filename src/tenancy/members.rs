@@ -7,8 +7,11 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use crate::{
     auth::Role,
+    cluster::invalidation::{Invalidation, InvalidationBus},
     db::{
         functions::lower,
         schema::{memberships, users},
@@ -72,6 +75,7 @@ fn org_role(role: Role) -> Result<&'static str> {
 /// otherwise as an invitation that binds on their first sign-in.
 pub async fn add(
     conn: &mut AsyncPgConnection,
+    bus: &dyn InvalidationBus,
     org: OrgId,
     email: &str,
     role: Role,
@@ -107,6 +111,9 @@ pub async fn add(
             ) => Error::Conflict(format!("{email} is already a member or invited")),
             other => other.into(),
         })?;
+    if let Some(user) = user {
+        bus.announce(conn, Invalidation::User(user)).await?;
+    }
     Ok(Member {
         id,
         user: user.map(UserId::from_uuid),
@@ -116,41 +123,59 @@ pub async fn add(
     })
 }
 
-/// Changes a membership's role; `NotFound` when `member` is not in `org`.
+/// Changes a membership's role; `NotFound` when `member` is not in `org`. Every node
+/// hears of it, so the member's tokens act with the new role at once.
 pub async fn set_role(
     conn: &mut AsyncPgConnection,
+    bus: &dyn InvalidationBus,
     org: OrgId,
     member: Uuid,
     role: Role,
 ) -> Result<()> {
     let role = org_role(role)?;
-    let changed = diesel::update(
+    let changed: Option<Option<Uuid>> = diesel::update(
         memberships::table
             .filter(memberships::org_id.eq(org.uuid()))
             .filter(memberships::id.eq(member)),
     )
     .set(memberships::role.eq(role))
-    .execute(conn)
-    .await?;
-    if changed == 0 {
-        return Err(Error::NotFound("no such member".into()));
+    .returning(memberships::user_id)
+    .get_result(conn)
+    .await
+    .optional()?;
+    match changed {
+        None => Err(Error::NotFound("no such member".into())),
+        Some(None) => Ok(()),
+        Some(Some(user)) => bus.announce(conn, Invalidation::User(user)).await,
     }
-    Ok(())
 }
 
-/// Removes a membership (or invitation); `NotFound` when `member` is not in `org`.
-pub async fn remove(conn: &mut AsyncPgConnection, org: OrgId, member: Uuid) -> Result<()> {
-    let removed = diesel::delete(
+/// Removes a membership (or invitation); `NotFound` when `member` is not in `org`. The
+/// person's browser sessions end with it, and every node hears of it, so their tokens
+/// for the org are refused at once.
+pub async fn remove(
+    conn: &mut AsyncPgConnection,
+    bus: &dyn InvalidationBus,
+    org: OrgId,
+    member: Uuid,
+) -> Result<()> {
+    let removed: Option<Option<Uuid>> = diesel::delete(
         memberships::table
             .filter(memberships::org_id.eq(org.uuid()))
             .filter(memberships::id.eq(member)),
     )
-    .execute(conn)
-    .await?;
-    if removed == 0 {
-        return Err(Error::NotFound("no such member".into()));
+    .returning(memberships::user_id)
+    .get_result(conn)
+    .await
+    .optional()?;
+    match removed {
+        None => Err(Error::NotFound("no such member".into())),
+        Some(None) => Ok(()),
+        Some(Some(user)) => {
+            crate::auth::session::revoke_all_of(conn, UserId::from_uuid(user)).await?;
+            bus.announce(conn, Invalidation::User(user)).await
+        }
     }
-    Ok(())
 }
 
 /// `user`'s role in `org`, if a member.
@@ -183,6 +208,7 @@ pub struct Actor {
 /// Adds `email` to `org` as [`add`] does, audited (`member.add`).
 pub async fn add_audited(
     db: &crate::db::DbPool,
+    bus: Arc<dyn InvalidationBus>,
     org: OrgId,
     email: String,
     role: Role,
@@ -191,7 +217,7 @@ pub async fn add_audited(
     use futures_util::FutureExt;
     crate::db::org_tx(db, org, move |conn| {
         async move {
-            let member = add(conn, org, &email, role).await?;
+            let member = add(conn, bus.as_ref(), org, &email, role).await?;
             crate::audit::record(
                 conn,
                 crate::audit::AuditEntry::new(by.name, "member.add", email.clone())
@@ -210,6 +236,7 @@ pub async fn add_audited(
 /// Changes a member's role as [`set_role`] does, audited (`member.role`).
 pub async fn set_role_audited(
     db: &crate::db::DbPool,
+    bus: Arc<dyn InvalidationBus>,
     org: OrgId,
     member: Uuid,
     role: Role,
@@ -218,7 +245,7 @@ pub async fn set_role_audited(
     use futures_util::FutureExt;
     crate::db::org_tx(db, org, move |conn| {
         async move {
-            set_role(conn, org, member, role).await?;
+            set_role(conn, bus.as_ref(), org, member, role).await?;
             crate::audit::record(
                 conn,
                 crate::audit::AuditEntry::new(by.name, "member.role", member.to_string())
@@ -236,6 +263,7 @@ pub async fn set_role_audited(
 /// Removes a member as [`remove`] does, audited (`member.remove`).
 pub async fn remove_audited(
     db: &crate::db::DbPool,
+    bus: Arc<dyn InvalidationBus>,
     org: OrgId,
     member: Uuid,
     by: Actor,
@@ -243,7 +271,7 @@ pub async fn remove_audited(
     use futures_util::FutureExt;
     crate::db::org_tx(db, org, move |conn| {
         async move {
-            remove(conn, org, member).await?;
+            remove(conn, bus.as_ref(), org, member).await?;
             crate::audit::record(
                 conn,
                 crate::audit::AuditEntry::new(by.name, "member.remove", member.to_string())

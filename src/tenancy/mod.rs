@@ -4,5 +4,6 @@ pub mod access;
 pub mod members;
 pub mod org_cache;
 pub mod orgs;
+pub mod standing;
 pub mod tokens;
 pub mod users;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditEntry},
-    auth::{Caller, MintRequest, Role, Scope},
+    auth::{session::SESSION_ISSUER, Caller, MintRequest, Role, Scope},
     cluster::invalidation::{Invalidation, InvalidationBus},
     db::{
         org_tx,
@@ -140,6 +140,19 @@ pub async fn create(
             api.max_ttl.as_secs() / 3600
         )));
     }
+    // A token minted by a token is its child: it never outlives its parent, and dies
+    // with it. (A browser session signed in through the provider is no token.)
+    let parent = (caller.claims.iss != SESSION_ISSUER).then_some(caller.claims.jti);
+    let ttl = match parent {
+        None => ttl,
+        Some(_) => {
+            let left = caller.claims.exp - Utc::now().timestamp();
+            if left <= 0 {
+                return Err(Error::Unauthorized("this token has expired".into()));
+            }
+            ttl.min(Duration::from_secs(left as u64))
+        }
+    };
     let minted = state.tokens.mint(MintRequest {
         sub: caller.claims.sub.clone(),
         org: Some(caller.org),
@@ -163,6 +176,7 @@ pub async fn create(
                     api_tokens::role.eq(claims.role.as_str()),
                     api_tokens::scopes.eq(scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
                     api_tokens::expires_at.eq(claims.expires_at()),
+                    api_tokens::parent_jti.eq(parent.map(|p| p.uuid())),
                 ))
                 .returning(TokenRecord::as_returning())
                 .get_result(conn)
@@ -179,7 +193,7 @@ pub async fn create(
                 AuditEntry::new(actor, "token.create", claims.jti.to_string())
                     .org(org)
                     .source_ip(ip)
-                    .details(json!({ "label": label, "role": claims.role, "scopes": scopes, "expires_at": claims.expires_at() })),
+                    .details(json!({ "label": label, "role": claims.role, "scopes": scopes, "expires_at": claims.expires_at(), "parent": parent.map(|p| p.to_string()) })),
             )
             .await?;
             Ok(record)
@@ -216,8 +230,10 @@ pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<TokenRecord>>
     .await
 }
 
-/// Revokes a token of the caller's org (its own, or any for org admins): writes the jti
-/// to the denylist until the token's natural expiry, effective on this node at once.
+/// Revokes a token of the caller's org (its own, or any for org admins), and every
+/// token minted from it, in one transaction: writes each jti to the denylist until the
+/// token's natural expiry, effective on this node at once and on the others as the
+/// announcement arrives.
 pub async fn revoke(
     state: &AppState,
     caller: &Caller,
@@ -230,7 +246,9 @@ pub async fn revoke(
     let subject = caller.claims.sub.clone();
     let actor = caller.actor();
     let bus = state.bus.clone();
-    org_tx(&state.db, org, |conn| {
+    // A sysadmin's token may have children in several orgs, so the descendants are
+    // found across orgs; the token itself must be this org's (filtered explicitly).
+    let revoked = system_tx(&state.db, |conn| {
         async move {
             let found: Option<TokenRecord> = api_tokens::table
                 .filter(api_tokens::org_id.eq(org.uuid()))
@@ -248,19 +266,58 @@ pub async fn revoke(
                 .execute(conn)
                 .await?;
             deny(conn, bus.as_ref(), jti, token.expires_at).await?;
+            let descendants = deny_descendants(conn, bus.as_ref(), jti).await?;
             audit::record(
                 conn,
                 AuditEntry::new(actor, "token.revoke", jti.to_string())
                     .org(org)
-                    .source_ip(ip),
+                    .source_ip(ip)
+                    .details(json!({ "descendants": descendants.iter().map(|d| d.to_string()).collect::<Vec<_>>() })),
             )
-            .await
+            .await?;
+            Ok(descendants)
         }
         .boxed()
     })
     .await?;
-    state.denylist.mark_revoked(jti);
+    for jti in std::iter::once(jti).chain(revoked) {
+        state.denylist.mark_revoked(jti);
+    }
     Ok(())
+}
+
+/// Revokes every token minted, directly or not, from `parent`; returns their ids.
+pub async fn deny_descendants(
+    conn: &mut AsyncPgConnection,
+    bus: &dyn InvalidationBus,
+    parent: TokenId,
+) -> Result<Vec<TokenId>> {
+    #[derive(QueryableByName)]
+    struct Descendant {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        jti: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        expires_at: DateTime<Utc>,
+    }
+    // UNION (not UNION ALL) stops at a cycle, should one ever be written.
+    let found: Vec<Descendant> = diesel::sql_query(
+        "WITH RECURSIVE tree (jti) AS ( \
+             SELECT jti FROM api_tokens WHERE parent_jti = $1 \
+             UNION SELECT t.jti FROM api_tokens t JOIN tree ON t.parent_jti = tree.jti) \
+         UPDATE api_tokens a SET revoked_at = coalesce(a.revoked_at, now()) \
+         FROM tree WHERE a.jti = tree.jti \
+         RETURNING a.jti, a.expires_at",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(parent.uuid())
+    .load(conn)
+    .await?;
+    let mut ids = Vec::with_capacity(found.len());
+    for d in found {
+        let id = TokenId::from_uuid(d.jti);
+        deny(conn, bus, id, d.expires_at).await?;
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 /// Adds `jti` to the denylist until `expires_at` (idempotent).
@@ -282,8 +339,8 @@ pub async fn deny(
     bus.announce(conn, Invalidation::Token(jti.uuid())).await
 }
 
-/// Revokes any token by jti (CLI-minted ones included), audited against the token's org
-/// when anchorage knows it.
+/// Revokes any token by jti (CLI-minted ones included) and every token minted from it,
+/// audited against the token's org when anchorage knows it.
 pub async fn revoke_by_jti(
     db: &DbPool,
     bus: Arc<dyn InvalidationBus>,
@@ -294,14 +351,19 @@ pub async fn revoke_by_jti(
     system_tx(db, |conn| {
         async move {
             deny(conn, bus.as_ref(), jti, expires_at).await?;
+            let descendants = deny_descendants(conn, bus.as_ref(), jti).await?;
             let org: Option<Option<Uuid>> = diesel::update(api_tokens::table.find(jti.uuid()))
                 .set(api_tokens::revoked_at.eq(diesel::dsl::now))
                 .returning(api_tokens::org_id)
                 .get_result(conn)
                 .await
                 .optional()?;
-            let mut entry = AuditEntry::new(actor, "token.revoke", jti.to_string())
-                .details(json!({ "expires_at": expires_at, "source": "cli" }));
+            let mut entry =
+                AuditEntry::new(actor, "token.revoke", jti.to_string()).details(json!({
+                    "expires_at": expires_at,
+                    "source": "cli",
+                    "descendants": descendants.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                }));
             if let Some(org) = org.flatten() {
                 entry = entry.org(OrgId::from_uuid(org));
             }

@@ -5,6 +5,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::{
     auth::Role,
+    cluster::invalidation::{Invalidation, InvalidationBus},
     db::{
         functions::lower,
         schema::{memberships, users},
@@ -42,6 +43,8 @@ pub async fn ensure_by_email(
 }
 
 /// Makes `user` a member of `org` with `role` (orgadmin or member), or updates the role.
+/// For setting up (`dev`'s demo org, tests): it announces nothing, so running nodes see
+/// the change only when their cached standing expires; people use [`super::members`].
 pub async fn set_membership(
     conn: &mut AsyncPgConnection,
     org: OrgId,
@@ -75,24 +78,62 @@ pub async fn set_membership(
 /// What the provider told us about who signed in.
 pub use crate::auth::oidc::Identity;
 
-/// Records a sign-in of `who`: finds the user by the provider's subject (or adopts a
-/// not-yet-signed-in user with the same email, e.g. one `dev` or an operator created),
-/// creates one otherwise, refreshes email and name, and binds pending memberships to
-/// the email. The first sign-in of an email in `bootstrap_sysadmins` (exact match) makes
-/// a sysadmin; so does the `anchorage-sysadmins` group, at any sign-in. Needs a system
-/// transaction (memberships of every org).
+/// How a sign-in came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInOutcome {
+    /// Signed in as this user.
+    User(UserId),
+    /// Refused, with the cause and its fix; nothing was written.
+    Refused(String),
+}
+
+/// What a sign-in may do with the email the provider sent.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailPolicy<'a> {
+    /// `bootstrap.sysadmins`.
+    pub bootstrap_sysadmins: &'a [String],
+    /// `auth.authentik.trustUnverifiedEmail`: count emails the provider does not vouch
+    /// for (`email_verified` not true).
+    pub trust_unverified: bool,
+}
+
+/// Records a sign-in of `who`: finds the user by the provider's subject, or adopts a
+/// not-yet-signed-in user with the same email (one `dev` or an operator created), or
+/// creates one; refreshes name and email, and binds pending memberships to the email.
+///
+/// The email counts — for adoption, invitations, bootstrap, and being recorded at all —
+/// only when the provider vouches for it (`email_verified: true`) or the operator trusts
+/// every email it sends. An unverified email that would have counted for any of them
+/// refuses the sign-in with the cause and the fix, before anything is written.
+///
+/// `bootstrap.sysadmins` makes a sysadmin of the first identity that signs in with a
+/// listed email, once per email, and only at that identity's first sign-in; the
+/// `anchorage-sysadmins` group does so at any sign-in. Needs a system transaction.
 pub async fn sign_in(
     conn: &mut AsyncPgConnection,
+    bus: &dyn InvalidationBus,
     who: &Identity,
-    bootstrap_sysadmins: &[String],
-) -> Result<UserId> {
+    policy: EmailPolicy<'_>,
+) -> Result<SignInOutcome> {
     let by_subject: Option<(uuid::Uuid, Option<chrono::DateTime<chrono::Utc>>)> = users::table
         .filter(users::oidc_subject.eq(&who.subject))
         .select((users::id, users::last_login_at))
         .first(conn)
         .await
         .optional()?;
-    let adopted = match (by_subject, who.email.as_deref()) {
+    let counted = who
+        .email
+        .as_deref()
+        .filter(|_| who.email_verified || policy.trust_unverified);
+    if let Some(unverified) = who.email.as_deref().filter(|_| counted.is_none()) {
+        let uses = email_uses(conn, unverified, by_subject.is_none(), policy).await?;
+        if !uses.is_empty() {
+            return Ok(SignInOutcome::Refused(unverified_refusal(
+                unverified, &uses,
+            )));
+        }
+    }
+    let adopted = match (by_subject, counted) {
         (Some(found), _) => Some(found),
         (None, Some(email)) => users::table
             .filter(users::oidc_subject.is_null())
@@ -107,26 +148,25 @@ pub async fn sign_in(
         .groups
         .iter()
         .any(|g| g == crate::auth::oidc::SYSADMIN_GROUP);
-    let bootstrap = who
-        .email
-        .as_deref()
-        .is_some_and(|e| bootstrap_sysadmins.iter().any(|s| s == e));
-    let id = match adopted {
+    let listed = counted.filter(|e| is_listed(policy.bootstrap_sysadmins, e));
+    let (id, first) = match adopted {
         Some((id, last_login)) => {
-            let first = last_login.is_none();
             diesel::update(users::table.find(id))
                 .set((
                     users::oidc_subject.eq(&who.subject),
-                    users::email.eq(who.email.as_deref()),
                     users::display_name.eq(who.name.as_deref()),
                     users::last_login_at.eq(diesel::dsl::now),
                 ))
                 .execute(conn)
                 .await?;
-            if in_group || (first && bootstrap) {
-                set_sysadmin(conn, id).await?;
+            // An email the provider does not vouch for never replaces a recorded one.
+            if let Some(email) = counted {
+                diesel::update(users::table.find(id))
+                    .set(users::email.eq(email))
+                    .execute(conn)
+                    .await?;
             }
-            id
+            (id, last_login.is_none())
         }
         None => {
             let id = UserId::new().uuid();
@@ -134,20 +174,107 @@ pub async fn sign_in(
                 .values((
                     users::id.eq(id),
                     users::oidc_subject.eq(&who.subject),
-                    users::email.eq(who.email.as_deref()),
+                    users::email.eq(counted),
                     users::display_name.eq(who.name.as_deref()),
-                    users::is_sysadmin.eq(in_group || bootstrap),
+                    users::is_sysadmin.eq(false),
                     users::last_login_at.eq(diesel::dsl::now),
                 ))
                 .execute(conn)
                 .await?;
-            id
+            (id, true)
         }
     };
-    if let Some(email) = who.email.as_deref() {
+    let bootstrapped = match listed {
+        Some(email) if first => claim_bootstrap(conn, email, id).await?,
+        _ => false,
+    };
+    if in_group || bootstrapped {
+        set_sysadmin(conn, id).await?;
+    }
+    if let Some(email) = counted {
         bind_pending(conn, UserId::from_uuid(id), email).await?;
     }
-    Ok(UserId::from_uuid(id))
+    // Their standing may have grown: nodes re-read it.
+    bus.announce(conn, Invalidation::User(id)).await?;
+    Ok(SignInOutcome::User(UserId::from_uuid(id)))
+}
+
+fn is_listed(bootstrap_sysadmins: &[String], email: &str) -> bool {
+    bootstrap_sysadmins
+        .iter()
+        .any(|s| s.trim().eq_ignore_ascii_case(email))
+}
+
+/// Uses `email`'s bootstrap entry for `user`; false when another identity used it.
+async fn claim_bootstrap(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    user: uuid::Uuid,
+) -> Result<bool> {
+    use crate::db::schema::bootstrap_claims;
+    Ok(diesel::insert_into(bootstrap_claims::table)
+        .values((
+            bootstrap_claims::email.eq(email.to_lowercase()),
+            bootstrap_claims::user_id.eq(user),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?
+        > 0)
+}
+
+/// What an email would have been used for at this sign-in.
+async fn email_uses(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    new_identity: bool,
+    policy: EmailPolicy<'_>,
+) -> Result<Vec<&'static str>> {
+    use crate::db::schema::bootstrap_claims;
+    let mut uses = Vec::new();
+    if new_identity {
+        let adoptable: bool = diesel::select(diesel::dsl::exists(
+            users::table
+                .filter(users::oidc_subject.is_null())
+                .filter(lower(users::email).eq(lower(Some(email)))),
+        ))
+        .get_result(conn)
+        .await?;
+        if adoptable {
+            uses.push("would sign in to an existing account with that email");
+        }
+        if is_listed(policy.bootstrap_sysadmins, email) {
+            let used: bool = diesel::select(diesel::dsl::exists(
+                bootstrap_claims::table.filter(bootstrap_claims::email.eq(email.to_lowercase())),
+            ))
+            .get_result(conn)
+            .await?;
+            if !used {
+                uses.push("is in bootstrap.sysadmins");
+            }
+        }
+    }
+    let invited: bool = diesel::select(diesel::dsl::exists(
+        memberships::table
+            .filter(memberships::user_id.is_null())
+            .filter(lower(memberships::email).eq(lower(Some(email)))),
+    ))
+    .get_result(conn)
+    .await?;
+    if invited {
+        uses.push("has a pending org invitation");
+    }
+    Ok(uses)
+}
+
+fn unverified_refusal(email: &str, uses: &[&str]) -> String {
+    format!(
+        "the identity provider did not verify the email {email} (email_verified is not true), \
+         and it {}; an email counts only when the provider vouches for it. Fix: give the \
+         provider an email scope mapping that sends \"email_verified\": true (docs/authentik.md), \
+         or, if every email it issues is verified, set auth.authentik.trustUnverifiedEmail: true",
+        uses.join(" and ")
+    )
 }
 
 async fn set_sysadmin(conn: &mut AsyncPgConnection, id: uuid::Uuid) -> Result<()> {
@@ -176,14 +303,21 @@ pub async fn bind_pending(
 }
 
 /// Makes the user with `email` a sysadmin; `false` when no such user exists.
-pub async fn grant_sysadmin(conn: &mut AsyncPgConnection, email: &str) -> Result<bool> {
-    Ok(
+pub async fn grant_sysadmin(
+    conn: &mut AsyncPgConnection,
+    bus: &dyn InvalidationBus,
+    email: &str,
+) -> Result<bool> {
+    let granted: Vec<uuid::Uuid> =
         diesel::update(users::table.filter(lower(users::email).eq(lower(Some(email)))))
             .set(users::is_sysadmin.eq(true))
-            .execute(conn)
-            .await?
-            > 0,
-    )
+            .returning(users::id)
+            .get_results(conn)
+            .await?;
+    for user in &granted {
+        bus.announce(conn, Invalidation::User(*user)).await?;
+    }
+    Ok(!granted.is_empty())
 }
 
 /// `/v1/users/me`.
@@ -195,6 +329,39 @@ pub struct Me {
     pub name: Option<String>,
     pub sysadmin: bool,
     pub orgs: Vec<MyOrg>,
+    /// How this browser session was opened; absent for a bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<crate::auth::session::SignedIn>,
+}
+
+impl Me {
+    /// What a token (or a session opened with one) sees of its person: the token's own
+    /// org with the role it acts with, and sysadmin only for a sysadmin token (which sees
+    /// its person's orgs). A browser session opened through the provider (`claims.iss`
+    /// is the session issuer) sees all.
+    pub fn as_seen_by(mut self, claims: &crate::auth::Claims) -> Self {
+        self.sysadmin = claims.role == Role::Sysadmin;
+        // A sysadmin token acts in any org, and its person's own are where it starts.
+        if claims.iss == crate::auth::session::SESSION_ISSUER || self.sysadmin {
+            return self;
+        }
+        self.orgs = self
+            .orgs
+            .into_iter()
+            .filter(|o| Some(o.id) == claims.org)
+            .map(|o| MyOrg {
+                role: claims.role.as_str().to_string(),
+                ..o
+            })
+            .collect();
+        self
+    }
+
+    /// Says how the session was opened.
+    pub fn with_session(mut self, signed_in: Option<crate::auth::session::SignedIn>) -> Self {
+        self.session = signed_in;
+        self
+    }
 }
 
 /// One org of [`Me`].
@@ -226,6 +393,7 @@ pub async fn me(conn: &mut AsyncPgConnection, user: UserId) -> Result<Me> {
         email,
         name,
         sysadmin,
+        session: None,
         orgs: orgs
             .into_iter()
             .map(|(id, name, role)| MyOrg {

@@ -43,10 +43,16 @@ async fn sign_in(app: &TestApp, org: anchorage::ids::OrgId, email: &str, role: R
         })
         .unwrap()
         .jwt;
+    token_sign_in(app, &token).await
+}
+
+/// Signs in to the console with `token`; returns the session cookie (a session that
+/// acts with exactly that token).
+async fn token_sign_in(app: &TestApp, token: &str) -> String {
     let res = client()
         .post(app.url("/console/sign-in"))
         .header(header::ORIGIN, &app.base)
-        .form(&[("token", token.as_str())])
+        .form(&[("token", token)])
         .send()
         .await
         .unwrap();
@@ -187,13 +193,38 @@ async fn a_sysadmin_sees_the_cluster_orgs_and_audit_pages() {
     let db = TestDb::migrated().await;
     let app = app(&db).await;
     let acme = app.create_org("acme").await;
-    let cookie = sign_in(&app, acme, "root@example.com", Role::Orgadmin).await;
+    let orgadmin = sign_in(&app, acme, "root@example.com", Role::Orgadmin).await;
     let out = crate::harness::bin::anchorage()
         .args(["admin", "grant-sysadmin", "root@example.com"])
         .env("ANCHORAGE_POSTGRES__DSN", db.app_dsn())
         .output()
         .unwrap();
     assert!(out.status.success());
+    // A session opened with an org admin's token stays an org admin's session; the
+    // cluster pages need a sysadmin token.
+    let (status, _) = get(&app, "/console/cluster", &orgadmin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let root = anchorage::db::system_tx(&app.state.db, |conn| {
+        async move {
+                anchorage::tenancy::users::ensure_by_email(conn, "root@example.com", false).await
+            }
+            .boxed()
+    })
+    .await
+    .unwrap();
+    let sysadmin = app
+        .state
+        .tokens
+        .mint(anchorage::auth::MintRequest {
+            sub: root.to_string(),
+            org: None,
+            role: Role::Sysadmin,
+            scopes: None,
+            ttl: std::time::Duration::from_secs(600),
+        })
+        .unwrap()
+        .jwt;
+    let cookie = token_sign_in(&app, &sysadmin).await;
     let (status, html) = get(&app, "/console/cluster", &cookie).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("data-node=\"anchor-1\""), "{html}");

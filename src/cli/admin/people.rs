@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::{
     audit::{self, AuditEntry},
     auth::Role,
+    cluster::invalidation::PgNotify,
     config::Config,
     db::{org_tx, system_tx},
     error::{Error, Result},
@@ -17,10 +18,11 @@ use crate::{
 /// Makes an existing user (by email) a sysadmin.
 pub async fn grant_sysadmin(email: String, config: &Config) -> Result<()> {
     let pool = super::cli_pool(config)?;
+    let bus = std::sync::Arc::new(PgNotify::new(config.postgres.dsn.expose()));
     let actor = super::cli_actor();
     system_tx(&pool, |conn| {
         async move {
-            if !users::grant_sysadmin(conn, &email).await? {
+            if !users::grant_sysadmin(conn, bus.as_ref(), &email).await? {
                 return Err(Error::NotFound(format!(
                     "no user with email {email}; they must sign in once first (or use bootstrap.sysadmins)"
                 )));
@@ -60,6 +62,8 @@ pub enum MemberCommand {
 
 pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
     let pool = super::cli_pool(config)?;
+    // Running nodes drop the member's cached standing when this commits.
+    let bus = std::sync::Arc::new(PgNotify::new(config.postgres.dsn.expose()));
     let actor = super::cli_actor();
     let org_arg = match &cmd {
         MemberCommand::Add { org, .. }
@@ -74,7 +78,7 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
         MemberCommand::Add { email, role, .. } => {
             let m = org_tx(&pool, org, |conn| {
                 async move {
-                    let m = members::add(conn, org, &email, role).await?;
+                    let m = members::add(conn, bus.as_ref(), org, &email, role).await?;
                     audit::record(
                         conn,
                         AuditEntry::new(actor, "member.add", email.clone())
@@ -113,7 +117,7 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
                                 .is_some_and(|e| e.eq_ignore_ascii_case(&email))
                         })
                         .ok_or_else(|| Error::NotFound(format!("{email} is not in the org")))?;
-                    members::remove(conn, org, found.id).await?;
+                    members::remove(conn, bus.as_ref(), org, found.id).await?;
                     audit::record(
                         conn,
                         AuditEntry::new(actor, "member.remove", found.id.to_string()).org(org),
