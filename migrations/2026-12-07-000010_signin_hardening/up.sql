@@ -19,15 +19,16 @@ CREATE INDEX sessions_token_idx ON sessions (token_jti) WHERE token_jti IS NOT N
 ALTER TABLE api_tokens ADD COLUMN parent_jti uuid;
 CREATE INDEX api_tokens_parent_idx ON api_tokens (parent_jti) WHERE parent_jti IS NOT NULL;
 
--- bootstrap.sysadmins makes a sysadmin once per listed email: of the first identity
--- that signs in with it. Emails of sysadmins who have signed in already count as used.
+-- bootstrap.sysadmins makes a sysadmin once per listed email (matched exactly, as the
+-- seed documents): of the first identity that signs in with it. Emails of sysadmins
+-- who have signed in already count as used.
 CREATE TABLE bootstrap_claims (
-    email       text PRIMARY KEY CHECK (email = lower(email)),
+    email       text PRIMARY KEY,
     user_id     uuid REFERENCES users (id) ON DELETE SET NULL,
     claimed_at  timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO bootstrap_claims (email, user_id)
-SELECT DISTINCT ON (lower(email)) lower(email), id
+SELECT DISTINCT ON (email) email, id
 FROM users
 WHERE is_sysadmin AND email IS NOT NULL AND oidc_subject IS NOT NULL
-ORDER BY lower(email), created_at;
+ORDER BY email, created_at;

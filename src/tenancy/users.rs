@@ -200,9 +200,8 @@ pub async fn sign_in(
 }
 
 fn is_listed(bootstrap_sysadmins: &[String], email: &str) -> bool {
-    bootstrap_sysadmins
-        .iter()
-        .any(|s| s.trim().eq_ignore_ascii_case(email))
+    // Exact match, as the seed documents it.
+    bootstrap_sysadmins.iter().any(|s| s == email)
 }
 
 /// Uses `email`'s bootstrap entry for `user`; false when another identity used it.
@@ -214,7 +213,7 @@ async fn claim_bootstrap(
     use crate::db::schema::bootstrap_claims;
     Ok(diesel::insert_into(bootstrap_claims::table)
         .values((
-            bootstrap_claims::email.eq(email.to_lowercase()),
+            bootstrap_claims::email.eq(email),
             bootstrap_claims::user_id.eq(user),
         ))
         .on_conflict_do_nothing()
@@ -245,7 +244,7 @@ async fn email_uses(
         }
         if is_listed(policy.bootstrap_sysadmins, email) {
             let used: bool = diesel::select(diesel::dsl::exists(
-                bootstrap_claims::table.filter(bootstrap_claims::email.eq(email.to_lowercase())),
+                bootstrap_claims::table.filter(bootstrap_claims::email.eq(email)),
             ))
             .get_result(conn)
             .await?;

@@ -17,6 +17,7 @@ CEILING = {
     "post": "pg_insert",
     "list": "pg_list",
     "get": "pg_get",
+    "get_svc": "pg_get",
     "queued": "pg_list",
     "ipartial": "pg_list",
 }
@@ -26,7 +27,7 @@ CEILING = {
 SHORT = {"pg_insert": "raw insert", "pg_list": "raw list", "pg_get": "raw by-id"}
 # For information: the same transaction as the server runs it (role, RLS, BEGIN/COMMIT).
 # Not for POST: that pgbench run counts transactions whose insert lost the ms race.
-AS_SERVER = {"list": "pg_list_tx", "get": "pg_get_tx", "queued": "pg_list_tx",
+AS_SERVER = {"list": "pg_list_tx", "get": "pg_get_tx", "get_svc": "pg_get_tx", "queued": "pg_list_tx",
              "ipartial": "pg_list_tx"}
 RATIO_TARGET = {"post": 0.35, "list": 0.35, "get": 0.35}
 P99_MS = 25.0

@@ -370,6 +370,12 @@ if ((extra)); then
 fi
 run_wrk list "GET /v1/pins?limit=10" get.lua "$base/v1/pins?limit=10" "bare listing = status pinned ($pinned)"
 run_wrk get "GET /v1/pins/{requestid}" get_by_id.lua "$base/v1/pins/" "$(wc -l <"$work/ids.txt") random loaded ids"
+# The same reads with a service token (its sub names no user, so no standing check):
+# the gap to `get` is what lowering a user's token to their current role costs.
+svc_token=$("$binary" --config "$stack/anchorage.yaml" admin mint-token --role member \
+  --org "$ANCHORAGE_ORG" --user bench-service --ttl 2h)
+ANCHORAGE_TOKEN=$svc_token run_wrk get_svc "GET /v1/pins/{requestid} (service token)" get_by_id.lua \
+  "$base/v1/pins/" "sub names no user: no standing check"
 run_wrk queued "GET /v1/pins?status=queued&limit=1" get.lua "$base/v1/pins?status=queued&limit=1" "$queued queued"
 run_wrk ipartial "GET /v1/pins?name=invoice&match=ipartial" get.lua "$base/v1/pins?$name_query" "all statuses; matches ~10% of the org"
 post_before=$(sql "SELECT count(*) FROM pins WHERE org_id = '$org'")

@@ -44,7 +44,8 @@ async fn mint_narrower_use_list_and_revoke() {
     .await;
     assert_eq!(status, 403);
     let claims = app.state.tokens.verify(&jwt).unwrap();
-    assert_eq!(claims.exp - claims.iat, 24 * 3600);
+    // Asked for 24 h, capped at its one-hour parent's expiry.
+    assert!(claims.exp - claims.iat <= 3600, "{claims:?}");
     assert_eq!(claims.org, Some(org));
 
     // The database has metadata, never the JWT.
