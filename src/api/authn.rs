@@ -19,6 +19,7 @@ use crate::{
     auth::{oidc::public_url, session, Claims},
     db::system_tx,
     error::Error,
+    ids::OrgId,
     state::AppState,
 };
 
@@ -31,6 +32,34 @@ pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Header a sysadmin uses to act in a named org.
+pub const ORG_HEADER: &str = "X-Anchorage-Org";
+
+/// The org a request names: `X-Anchorage-Org`, or — because browsers cannot set headers
+/// on a WebSocket — `?org=` on the events socket.
+pub fn named_org(req: &HttpRequest) -> crate::error::Result<Option<OrgId>> {
+    let parse = |text: &str| {
+        text.trim()
+            .parse::<OrgId>()
+            .map(Some)
+            .map_err(|_| Error::BadRequest(format!("{ORG_HEADER} must be an org id (org_…)")))
+    };
+    if let Some(value) = req.headers().get(ORG_HEADER) {
+        let text = value
+            .to_str()
+            .map_err(|_| Error::BadRequest(format!("{ORG_HEADER} is not text")))?;
+        return parse(text);
+    }
+    if req.path() == "/v1/events" {
+        let query: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        if let Some((_, org)) = query.into_iter().find(|(k, _)| k == "org") {
+            return parse(&org);
+        }
+    }
+    Ok(None)
 }
 
 /// Middleware: verifies the bearer token or the session cookie and records the claims.
@@ -66,7 +95,7 @@ pub async fn middleware(
             )
             .into());
         }
-        let named = crate::auth::caller::named_org(req.request()).ok().flatten();
+        let named = named_org(req.request()).ok().flatten();
         let secret = cookie.value().to_string();
         let found = system_tx(&state.db, |conn| {
             async move {

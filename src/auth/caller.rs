@@ -17,8 +17,7 @@ use crate::{
     state::AppState,
 };
 
-/// Header a sysadmin uses to act in a named org.
-pub const ORG_HEADER: &str = "X-Anchorage-Org";
+pub use crate::api::authn::ORG_HEADER;
 
 /// Who is calling and in which org.
 #[derive(Debug, Clone)]
@@ -57,7 +56,7 @@ impl FromRequest for Caller {
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().map(str::to_owned));
-        let named_org = named_org(req);
+        let named_org = crate::api::authn::named_org(req);
         let peer_ip = crate::api::client_ip::ClientIp::of(req);
         let what = format!("{} {}", req.method(), req.path());
         let verified = req
@@ -96,31 +95,6 @@ impl FromRequest for Caller {
             Ok(Caller { claims, org })
         })
     }
-}
-
-/// The org a request names: `X-Anchorage-Org`, or — because browsers cannot set headers
-/// on a WebSocket — `?org=` on the events socket.
-pub fn named_org(req: &HttpRequest) -> Result<Option<OrgId>> {
-    let parse = |text: &str| {
-        text.trim()
-            .parse::<OrgId>()
-            .map(Some)
-            .map_err(|_| Error::BadRequest(format!("{ORG_HEADER} must be an org id (org_…)")))
-    };
-    if let Some(value) = req.headers().get(ORG_HEADER) {
-        let text = value
-            .to_str()
-            .map_err(|_| Error::BadRequest(format!("{ORG_HEADER} is not text")))?;
-        return parse(text);
-    }
-    if req.path() == "/v1/events" {
-        let query: Vec<(String, String)> =
-            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-        if let Some((_, org)) = query.into_iter().find(|(k, _)| k == "org") {
-            return parse(&org);
-        }
-    }
-    Ok(None)
 }
 
 /// A verified caller that need not act in any one org: cluster-wide views (audit,

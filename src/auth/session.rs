@@ -28,8 +28,16 @@ pub const COOKIE: &str = "anchorage_session";
 /// `iss` of the claims a session acts with (they are never signed or sent anywhere).
 pub const SESSION_ISSUER: &str = "anchorage-session";
 
-fn hash(secret: &str) -> Vec<u8> {
+/// The SHA-256 of a cookie secret: all that is stored, so the table alone signs no one in.
+pub(crate) fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// A fresh cookie secret: 32 random bytes, base64url.
+pub(crate) fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A session just created: the cookie value and when it ends.
@@ -48,9 +56,7 @@ pub async fn create(
     ttl: Duration,
     token: Option<&Claims>,
 ) -> Result<Created> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let secret = new_secret();
     let mut expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
     if let Some(claims) = token {
         expires_at = expires_at.min(claims.expires_at());

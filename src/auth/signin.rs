@@ -13,10 +13,6 @@ use diesel_async::RunQueryDsl;
 use futures_util::FutureExt;
 use serde_json::json;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-
 use super::{
     oidc::public_url,
     return_to::safe_return_to,
@@ -38,10 +34,6 @@ pub const ATTEMPT_TTL: Duration = Duration::from_secs(600);
 /// The cookie binding a sign-in to the browser that started it.
 pub const LOGIN_COOKIE: &str = "anchorage_login";
 
-fn sha256(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
-
 /// A sign-in just started: where to send the browser, and the secret it must keep in
 /// [`LOGIN_COOKIE`] to finish it.
 #[derive(Debug, Clone)]
@@ -57,10 +49,8 @@ pub async fn begin(state: &AppState, return_to: Option<&str>) -> Result<Begun> {
     let oidc = state.oidc.clone().ok_or_else(not_configured)?;
     let start = oidc.begin().await?;
     let return_to = safe_return_to(&public_url(&state.config), return_to);
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let browser_secret = URL_SAFE_NO_PAD.encode(bytes);
-    let browser_hash = sha256(&browser_secret);
+    let browser_secret = session::new_secret();
+    let browser_hash = session::hash(&browser_secret);
     let ttl = ATTEMPT_TTL.as_secs_f64();
     system_tx(&state.db, |conn| {
         async move {
@@ -129,7 +119,7 @@ pub async fn complete(
     };
     let ttl = ATTEMPT_TTL.as_secs_f64();
     let key = state_param.to_string();
-    let browser_hash = sha256(browser_secret);
+    let browser_hash = session::hash(browser_secret);
     let attempt: Option<(String, String, String)> = system_tx(&state.db, |conn| {
         async move {
             Ok(diesel::delete(
