@@ -224,6 +224,22 @@ async fn a_sysadmin_sees_the_cluster_orgs_and_audit_pages() {
         })
         .unwrap()
         .jwt;
+    // The grant came from another process: wait until this node has heard of it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !app
+        .state
+        .standings
+        .of(&app.state.db, root)
+        .await
+        .unwrap()
+        .is_some_and(|s| s.sysadmin)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grant was not heard"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let cookie = token_sign_in(&app, &sysadmin).await;
     let (status, html) = get(&app, "/console/cluster", &cookie).await;
     assert_eq!(status, 200, "{html}");
