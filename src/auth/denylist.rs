@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use diesel::{sql_types::Bool, sql_types::Uuid as SqlUuid, QueryableByName};
-use mini_moka::sync::Cache;
 use uuid::Uuid;
 
 use crate::{
+    cache::{CacheStats, CountedCache},
     db::{pool, DbPool},
     error::Result,
     ids::TokenId,
@@ -21,8 +21,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// The cached denylist.
 #[derive(Clone)]
 pub struct Denylist {
-    cache: Cache<Uuid, bool>,
-    counters: CacheCounters,
+    cache: CountedCache<Uuid, bool>,
 }
 
 impl Default for Denylist {
@@ -35,27 +34,21 @@ impl Denylist {
     /// A cache holding up to `capacity` verdicts for `ttl` each.
     pub fn new(ttl: Duration, capacity: u64) -> Self {
         Self {
-            cache: Cache::builder()
-                .time_to_live(ttl)
-                .max_capacity(capacity)
-                .build(),
-            counters: CacheCounters::detached(),
+            cache: CountedCache::new(ttl, capacity),
         }
     }
 
     /// Counts hits and misses into `counters` (the server's registry).
     pub fn with_counters(mut self, counters: CacheCounters) -> Self {
-        self.counters = counters;
+        self.cache = self.cache.with_counters(counters);
         self
     }
 
     /// Whether `jti` is revoked.
     pub async fn is_revoked(&self, db: &DbPool, jti: TokenId) -> Result<bool> {
         if let Some(revoked) = self.cache.get(&jti.uuid()) {
-            self.counters.hits.inc();
             return Ok(revoked);
         }
-        self.counters.misses.inc();
         #[derive(QueryableByName)]
         struct Row {
             #[diesel(sql_type = Bool)]
@@ -80,12 +73,8 @@ impl Denylist {
     }
 
     /// Hits, misses and entries, as the heartbeat reports them.
-    pub fn stats(&self) -> crate::cluster::nodes::CacheStats {
-        crate::cluster::nodes::CacheStats {
-            hits: self.counters.hits.get(),
-            misses: self.counters.misses.get(),
-            entries: self.cache.entry_count(),
-        }
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 
     /// Forgets the verdict on `jti` (it was revoked on another node).
@@ -95,6 +84,6 @@ impl Denylist {
 
     /// Forgets every verdict (the invalidation feed was interrupted).
     pub fn clear(&self) {
-        self.cache.invalidate_all();
+        self.cache.clear();
     }
 }

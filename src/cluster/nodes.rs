@@ -14,10 +14,10 @@ use diesel::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
-use serde::Serialize;
 
 use super::invalidation::{Invalidation, InvalidationBus};
 use crate::{
+    cache::CacheStats,
     db::{schema::nodes, system_tx, DbPool},
     error::{Error, Result},
     ids::NodeId,
@@ -156,14 +156,6 @@ pub struct Beat {
     pub kubo: Option<(String, Vec<String>)>,
     /// Per cache: hits, misses, entries.
     pub cache_stats: BTreeMap<String, CacheStats>,
-}
-
-/// One cache's counters, as the heartbeat stores them.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct CacheStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub entries: u64,
 }
 
 /// Records that `node` is alive, with its Kubo's health and its cache counters.

@@ -12,7 +12,7 @@ use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::nodes::CacheStats;
+use crate::cache::CacheStats;
 use crate::{
     db::{pool, DbPool},
     error::Result,

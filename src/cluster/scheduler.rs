@@ -19,11 +19,13 @@ use diesel::{
     QueryableByName,
 };
 use diesel_async::AsyncPgConnection;
-use mini_moka::sync::Cache;
 use uuid::Uuid;
 
-use super::nodes::CacheStats;
-use crate::{error::Result, metrics::CacheCounters};
+use crate::{
+    cache::{CacheStats, CountedCache},
+    error::Result,
+    metrics::CacheCounters,
+};
 
 /// A node that can take replicas now.
 #[derive(Debug)]
@@ -94,36 +96,29 @@ pub fn choose(nodes: &[LiveNode], exclude: &[Uuid], n: usize) -> Vec<Uuid> {
 /// The cached live set (mini-moka, one entry, expiring after a heartbeat interval).
 #[derive(Clone)]
 pub struct LiveNodes {
-    cache: Cache<(), Arc<Vec<LiveNode>>>,
+    cache: CountedCache<(), Arc<Vec<LiveNode>>>,
     node_ttl: Duration,
-    counters: CacheCounters,
 }
 
 impl LiveNodes {
     pub fn new(refresh: Duration, node_ttl: Duration) -> Self {
         Self {
-            cache: Cache::builder()
-                .max_capacity(1)
-                .time_to_live(refresh)
-                .build(),
+            cache: CountedCache::new(refresh, 1),
             node_ttl,
-            counters: CacheCounters::detached(),
         }
     }
 
     /// Counts hits and misses into `counters` (the server's registry).
     pub fn with_counters(mut self, counters: CacheCounters) -> Self {
-        self.counters = counters;
+        self.cache = self.cache.with_counters(counters);
         self
     }
 
     /// The live set, from the cache or read through `conn`.
     pub async fn get(&self, conn: &mut AsyncPgConnection) -> Result<Arc<Vec<LiveNode>>> {
         if let Some(set) = self.cache.get(&()) {
-            self.counters.hits.inc();
             return Ok(set);
         }
-        self.counters.misses.inc();
         let set = Arc::new(read_live(conn, self.node_ttl).await?);
         self.cache.insert((), set.clone());
         Ok(set)
@@ -131,12 +126,7 @@ impl LiveNodes {
 
     /// The cached set without touching the database (read paths: delegates).
     pub fn cached(&self) -> Option<Arc<Vec<LiveNode>>> {
-        let set = self.cache.get(&());
-        match set {
-            Some(_) => self.counters.hits.inc(),
-            None => self.counters.misses.inc(),
-        }
-        set
+        self.cache.get(&())
     }
 
     /// Re-reads the set (the heartbeat does, so read paths find it cached); returns
@@ -150,15 +140,11 @@ impl LiveNodes {
 
     /// Drops the cached set (a node changed state somewhere).
     pub fn invalidate(&self) {
-        self.cache.invalidate_all();
+        self.cache.clear();
     }
 
     pub fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.counters.hits.get(),
-            misses: self.counters.misses.get(),
-            entries: self.cache.entry_count(),
-        }
+        self.cache.stats()
     }
 }
 

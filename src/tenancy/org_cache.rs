@@ -6,29 +6,28 @@
 use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
-use mini_moka::sync::Cache;
 use uuid::Uuid;
 
 use super::orgs;
-use crate::{cluster::nodes::CacheStats, error::Result, ids::OrgId, metrics::CacheCounters};
+use crate::{
+    cache::{CacheStats, CountedCache},
+    error::Result,
+    ids::OrgId,
+    metrics::CacheCounters,
+};
 
 /// How long an org's existence is trusted without a re-read.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct OrgCache {
-    cache: Cache<Uuid, ()>,
-    counters: CacheCounters,
+    cache: CountedCache<Uuid, ()>,
 }
 
 impl Default for OrgCache {
     fn default() -> Self {
         Self {
-            cache: Cache::builder()
-                .time_to_live(CACHE_TTL)
-                .max_capacity(100_000)
-                .build(),
-            counters: CacheCounters::detached(),
+            cache: CountedCache::new(CACHE_TTL, 100_000),
         }
     }
 }
@@ -36,17 +35,15 @@ impl Default for OrgCache {
 impl OrgCache {
     /// Counts hits and misses into `counters` (the server's registry).
     pub fn with_counters(mut self, counters: CacheCounters) -> Self {
-        self.counters = counters;
+        self.cache = self.cache.with_counters(counters);
         self
     }
 
     /// Whether `org` exists, read through `conn` (a transaction that can see it) on a miss.
     pub async fn exists(&self, conn: &mut AsyncPgConnection, org: OrgId) -> Result<bool> {
         if self.cache.get(&org.uuid()).is_some() {
-            self.counters.hits.inc();
             return Ok(true);
         }
-        self.counters.misses.inc();
         let found = orgs::find(conn, org).await?.is_some();
         if found {
             self.cache.insert(org.uuid(), ());
@@ -60,14 +57,10 @@ impl OrgCache {
     }
 
     pub fn clear(&self) {
-        self.cache.invalidate_all();
+        self.cache.clear();
     }
 
     pub fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.counters.hits.get(),
-            misses: self.counters.misses.get(),
-            entries: self.cache.entry_count(),
-        }
+        self.cache.stats()
     }
 }

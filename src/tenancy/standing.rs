@@ -9,12 +9,11 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures_util::FutureExt;
-use mini_moka::sync::Cache;
 use uuid::Uuid;
 
 use crate::{
     auth::{Claims, Role},
-    cluster::nodes::CacheStats,
+    cache::{CacheStats, CountedCache},
     db::{
         schema::{memberships, users},
         system_tx, DbPool,
@@ -50,18 +49,13 @@ impl Standing {
 /// The cache of standings, by user id; `None` caches "no such user".
 #[derive(Clone)]
 pub struct Standings {
-    cache: Cache<Uuid, Option<Arc<Standing>>>,
-    counters: CacheCounters,
+    cache: CountedCache<Uuid, Option<Arc<Standing>>>,
 }
 
 impl Default for Standings {
     fn default() -> Self {
         Self {
-            cache: Cache::builder()
-                .time_to_live(CACHE_TTL)
-                .max_capacity(100_000)
-                .build(),
-            counters: CacheCounters::detached(),
+            cache: CountedCache::new(CACHE_TTL, 100_000),
         }
     }
 }
@@ -69,17 +63,15 @@ impl Default for Standings {
 impl Standings {
     /// Counts hits and misses into `counters` (the server's registry).
     pub fn with_counters(mut self, counters: CacheCounters) -> Self {
-        self.counters = counters;
+        self.cache = self.cache.with_counters(counters);
         self
     }
 
     /// `user`'s standing, or `None` when there is no such user.
     pub async fn of(&self, db: &DbPool, user: UserId) -> Result<Option<Arc<Standing>>> {
         if let Some(found) = self.cache.get(&user.uuid()) {
-            self.counters.hits.inc();
             return Ok(found);
         }
-        self.counters.misses.inc();
         let found = read(db, user).await?.map(Arc::new);
         self.cache.insert(user.uuid(), found.clone());
         Ok(found)
@@ -106,15 +98,11 @@ impl Standings {
     }
 
     pub fn clear(&self) {
-        self.cache.invalidate_all();
+        self.cache.clear();
     }
 
     pub fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.counters.hits.get(),
-            misses: self.counters.misses.get(),
-            entries: self.cache.entry_count(),
-        }
+        self.cache.stats()
     }
 }
 
