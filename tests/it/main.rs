@@ -29,6 +29,7 @@ mod pins_auth;
 mod rate_limits;
 mod rls;
 mod scale;
+mod security_abuse;
 mod security_signin;
 mod signin;
 mod tokens_api;

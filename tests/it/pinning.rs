@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// An app on `node`'s Kubo that may dial loopback origins, with quick retries.
-async fn app_on(db: &TestDb, rpc: &str, extra: Vec<(&str, Value)>) -> TestApp {
+pub(crate) async fn app_on(db: &TestDb, rpc: &str, extra: Vec<(&str, Value)>) -> TestApp {
     let mut overrides: Vec<(String, Value)> = vec![
         ("ipfs.allowPrivateOrigins".into(), json!(true)),
         ("ipfs.retryBaseDelay".into(), json!("1s")),
@@ -21,7 +21,7 @@ async fn app_on(db: &TestDb, rpc: &str, extra: Vec<(&str, Value)>) -> TestApp {
     TestApp::spawn_with(db, rpc, overrides).await
 }
 
-async fn start_nodes(n: usize) -> Vec<KuboNode> {
+pub(crate) async fn start_nodes(n: usize) -> Vec<KuboNode> {
     tokio::task::spawn_blocking(move || {
         let handles: Vec<_> = (0..n)
             .map(|_| std::thread::spawn(KuboNode::start))
@@ -33,7 +33,7 @@ async fn start_nodes(n: usize) -> Vec<KuboNode> {
 }
 
 /// Polls `GET /pins/{id}` until its status is `wanted`.
-async fn wait_status(
+pub(crate) async fn wait_status(
     app: &TestApp,
     token: &str,
     id: &str,
@@ -69,7 +69,7 @@ where
     }
 }
 
-async fn kubo_pins(node: &KuboNode) -> Vec<String> {
+pub(crate) async fn kubo_pins(node: &KuboNode) -> Vec<String> {
     let body = node
         .rpc("pin/ls", &[("type", "recursive"), ("stream", "true")])
         .await
@@ -87,17 +87,17 @@ async fn kubo_pins(node: &KuboNode) -> Vec<String> {
         .collect()
 }
 
-fn canonical(cid: &str) -> String {
+pub(crate) fn canonical(cid: &str) -> String {
     Cid::parse(cid).unwrap().canonical().to_string()
 }
 
-async fn post_pin(app: &TestApp, token: &str, body: Value) -> String {
+pub(crate) async fn post_pin(app: &TestApp, token: &str, body: Value) -> String {
     let (code, pin) = send(app.req(Method::POST, "/v1/pins", token).json(&body)).await;
     assert_eq!(code, 202, "{pin}");
     pin["requestid"].as_str().unwrap().to_string()
 }
 
-async fn org_token(app: &TestApp, name: &str) -> (OrgId, String) {
+pub(crate) async fn org_token(app: &TestApp, name: &str) -> (OrgId, String) {
     let org = app.create_org(name).await;
     (org, app.token(Some(org), Role::Member, None))
 }

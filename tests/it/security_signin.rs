@@ -46,7 +46,13 @@ fn details(body: &Value) -> String {
 
 /// A user with `email`, created as an operator would (no sign-in yet), with `role` in
 /// `org`.
-async fn person(app: &TestApp, email: &str, org: OrgId, role: Role, sysadmin: bool) -> UserId {
+pub(crate) async fn person(
+    app: &TestApp,
+    email: &str,
+    org: OrgId,
+    role: Role,
+    sysadmin: bool,
+) -> UserId {
     let email = email.to_string();
     system_tx(&app.state.db, move |conn| {
         async move {
@@ -61,7 +67,7 @@ async fn person(app: &TestApp, email: &str, org: OrgId, role: Role, sysadmin: bo
 }
 
 /// A token for `user` signed with the app's key, as `anchorage admin mint-token` would.
-fn token_for(
+pub(crate) fn token_for(
     app: &TestApp,
     user: UserId,
     org: Option<OrgId>,

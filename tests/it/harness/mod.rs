@@ -4,6 +4,7 @@ pub mod app;
 pub mod bin;
 pub mod browser;
 pub mod cluster;
+pub mod counting_proxy;
 pub mod fake_idp;
 pub mod fake_kubo;
 pub mod kubo;
