@@ -2,6 +2,7 @@
 //! API v1.0.0, backed by Postgres (with row-level security between tenants) and one
 //! Kubo daemon per node.
 
+pub mod addresses;
 pub mod api;
 pub mod audit;
 pub mod auth;

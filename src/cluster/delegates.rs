@@ -4,7 +4,6 @@
 //! (refreshed in the background so the request path never calls Kubo).
 
 use std::{
-    net::IpAddr,
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -12,6 +11,7 @@ use std::{
 use multiaddr::{Multiaddr, Protocol};
 
 use crate::{
+    addresses::has_only_public_ips,
     error::{Error, Result},
     kubo::{Kubo, KuboIdentity},
 };
@@ -106,7 +106,7 @@ pub fn from_announced(peer_id: &str, announced: &[String], public_only: bool) ->
                 addr = with_peer;
             }
         }
-        if public_only && !is_public(&addr) {
+        if public_only && !has_only_public_ips(&addr) {
             continue;
         }
         let s = addr.to_string();
@@ -118,36 +118,6 @@ pub fn from_announced(peer_id: &str, announced: &[String], public_only: bool) ->
         }
     }
     out
-}
-
-fn is_public(addr: &Multiaddr) -> bool {
-    addr.iter().all(|p| match p {
-        Protocol::Ip4(ip) => is_public_ip(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => is_public_ip(IpAddr::V6(ip)),
-        _ => true,
-    })
-}
-
-/// Whether `ip` is routable on the internet (not loopback, private, link-local, …).
-pub fn is_public_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
-        }
-        IpAddr::V6(v6) => {
-            let seg0 = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (seg0 & 0xfe00) == 0xfc00
-                || (seg0 & 0xffc0) == 0xfe80)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,17 +5,20 @@ use std::{net::IpAddr, sync::Arc};
 
 use multiaddr::{Multiaddr, Protocol};
 
-use crate::{cluster::delegates::is_public_ip, kubo::Kubo};
+use crate::{
+    addresses::{has_only_public_ips, is_public_ip},
+    kubo::Kubo,
+};
 
 /// Whether `addr` may be dialled: DNS names are resolved and every address must be
-/// public unless `allow_private`. Returns the dialable multiaddr (DNS replaced by an IP).
+/// public unless `allow_private`; an origin with no address at all (only `/p2p/<peer>`)
+/// would make Kubo dial whatever the peer routing says, so it counts as private.
+/// Returns the dialable multiaddr (DNS replaced by an IP).
 pub async fn vet(addr: &str, allow_private: bool) -> Option<String> {
     let parsed: Multiaddr = addr.parse().ok()?;
     let mut out = Multiaddr::empty();
     for proto in parsed.iter() {
         match proto {
-            Protocol::Ip4(ip) if !allow_private && !is_public_ip(IpAddr::V4(ip)) => return None,
-            Protocol::Ip6(ip) if !allow_private && !is_public_ip(IpAddr::V6(ip)) => return None,
             Protocol::Dns(ref host)
             | Protocol::Dns4(ref host)
             | Protocol::Dns6(ref host)
@@ -35,7 +38,7 @@ pub async fn vet(addr: &str, allow_private: bool) -> Option<String> {
         }
         out.push(proto);
     }
-    Some(out.to_string())
+    (allow_private || has_only_public_ips(&out)).then(|| out.to_string())
 }
 
 async fn resolve(host: &str, want_v6: bool) -> Option<IpAddr> {
