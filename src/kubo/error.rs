@@ -37,6 +37,26 @@ impl KuboError {
             KuboError::Malformed(_) => "malformed",
         }
     }
+
+    /// What a tenant is told in `status_details`: what happened, in their terms. The
+    /// error itself (RPC URLs, Kubo's own messages) goes to the logs only.
+    pub fn for_tenants(&self) -> String {
+        match self {
+            KuboError::Unreachable(_) => "IPFS node unavailable".into(),
+            KuboError::Timeout(_) => "IPFS node did not answer in time".into(),
+            KuboError::Rejected(_) => "the IPFS node refused to pin this CID".into(),
+            KuboError::NotFound(_) => "content not found".into(),
+            KuboError::Stalled {
+                progress: 0,
+                after_secs,
+            } => format!("content not found on the network yet (no blocks for {after_secs}s)"),
+            KuboError::Stalled {
+                progress,
+                after_secs,
+            } => format!("fetch stalled: no new blocks for {after_secs}s after {progress} blocks"),
+            KuboError::Malformed(_) => "unexpected answer from the IPFS node".into(),
+        }
+    }
 }
 
 impl fmt::Display for KuboError {

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{cid::Cid, model::parse_meta, model::PinState, model::MAX_NAME_CHARS};
+use super::{
+    cid::Cid,
+    model::{parse_meta, refuse_control_chars, PinState, MAX_NAME_CHARS},
+};
 use crate::error::{Error, Result};
 
 /// Default and largest page size.
@@ -82,6 +85,7 @@ impl ListQuery {
                             "name is longer than {MAX_NAME_CHARS} characters"
                         )));
                     }
+                    refuse_control_chars("name", value)?;
                     q.name = Some(value.clone());
                 }
                 "match" => {

@@ -132,10 +132,21 @@ fn validate_name(name: String) -> Result<String> {
             "pin.name is {chars} characters; at most {MAX_NAME_CHARS} are allowed"
         )));
     }
-    if name.contains('\0') {
-        return Err(Error::BadRequest("pin.name must not contain NUL".into()));
-    }
+    refuse_control_chars("pin.name", &name)?;
     Ok(name)
+}
+
+/// Refuses text with a control character (NUL, escapes, line breaks, DEL, C1): Postgres
+/// rejects NUL outright, and the rest would reach terminals and logs of whoever lists
+/// the pin.
+pub fn refuse_control_chars(field: &str, text: &str) -> Result<()> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(Error::BadRequest(format!(
+            "{field} must not contain control characters (found U+{:04X})",
+            c as u32
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn validate_origins(items: Vec<serde_json::Value>) -> Result<Vec<String>> {
@@ -191,11 +202,8 @@ pub fn parse_meta(value: serde_json::Value, field: &str) -> Result<BTreeMap<Stri
                 "{field}.{k}: keys and values are limited to {MAX_META_TEXT_CHARS} characters"
             )));
         }
-        if k.contains('\0') || v.contains('\0') {
-            return Err(Error::BadRequest(format!(
-                "{field}.{k} must not contain NUL"
-            )));
-        }
+        refuse_control_chars(&format!("{field} keys"), &k)?;
+        refuse_control_chars(&format!("{field}.{k}"), &v)?;
         out.insert(k, v);
     }
     Ok(out)

@@ -234,13 +234,13 @@ async fn finish(
                 Err(e) if e.is_transient() && p.attempts < max_attempts => {
                     let delay = backoff(base, p.attempts);
                     let not_before = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    let reason = format!("attempt {} failed ({}): {e}; retrying", p.attempts, e.class());
+                    let reason = format!("attempt {} failed ({}): {}, retrying", p.attempts, e.class(), e.for_tenants());
                     tracing::warn!(cid = %p.cid, error = %e, class = e.class(), ?delay, "pin attempt failed; will retry");
                     let p = store::transition(conn, &p, PlacementState::Queued, Some(&reason), Some(not_before), false).await?;
                     vec![(p.job(JobKind::Pin), Some(delay))]
                 }
                 Err(e) => {
-                    let reason = format!("failed after {} attempt(s) ({}): {e}", p.attempts, e.class());
+                    let reason = format!("failed after {} attempt(s) ({}): {}", p.attempts, e.class(), e.for_tenants());
                     tracing::warn!(cid = %p.cid, error = %e, class = e.class(), "pin failed");
                     store::transition(conn, &p, PlacementState::Failed, Some(&reason), None, false).await?;
                     Vec::new()
@@ -298,7 +298,7 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
                             conn,
                             &p,
                             PlacementState::Unpinning,
-                            Some(&e.to_string()),
+                            Some(&e.for_tenants()),
                             None,
                             false,
                         )
