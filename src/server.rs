@@ -104,6 +104,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         live_nodes,
         leadership,
         leadership_tx: Arc::new(leadership_tx),
+        readiness: Default::default(),
         presence: Arc::new(tokio::sync::Mutex::new(presence)),
     })
 }
@@ -216,6 +217,15 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         .clone()
         .or_else(|| rate_limit::per_minute(rate_limit::SignInClients, 1))
         .expect("a limit of 1 per minute is valid");
+    let orgs = rate_limit::per_minute(
+        rate_limit::Orgs,
+        data.config.server.rate_limit.org_per_minute,
+    );
+    let limit_orgs = orgs.is_some();
+    let orgs_governor = orgs
+        .clone()
+        .or_else(|| rate_limit::per_minute(rate_limit::Orgs, 1))
+        .expect("a limit of 1 per minute is valid");
     let anonymous_governor = anonymous
         .clone()
         .or_else(|| rate_limit::per_minute(rate_limit::AnonymousClients, 1))
@@ -230,10 +240,15 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         App::new()
             .document(api::openapi::spec())
             .app_data(web::Data::new(worker_state))
-            // Outermost last: paths are normalised, the client IP resolved, then latency
+            // Outermost last: paths are normalised, unknown methods renamed, the client
+            // IP resolved, then latency
             // per route, the access log and the response counter see everything
             // (429s included); the bearer token is verified before the rate limiter,
             // which exempts verified callers.
+            .wrap(middleware::Condition::new(
+                limit_orgs,
+                Governor::new(&orgs_governor),
+            ))
             .wrap(middleware::Condition::new(
                 limit_anonymous,
                 Governor::new(&anonymous_governor),
@@ -247,6 +262,7 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
             .wrap(middleware::from_fn(api::access_log::middleware))
             .wrap(prometheus.clone())
             .wrap(middleware::from_fn(api::client_ip::middleware))
+            .wrap(middleware::from_fn(api::metrics::bound_method))
             .wrap(middleware::NormalizePath::trim())
             .configure(|cfg| api::configure(cfg, max_body))
             .build(api::openapi::DOCUMENT_PATH)
@@ -271,6 +287,9 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
             anonymous,
             RATE_LIMIT_PRUNE,
         )));
+    }
+    if let Some(orgs) = orgs {
+        background.push(tokio::spawn(rate_limit::prune_loop(orgs, RATE_LIMIT_PRUNE)));
     }
     if let Some(sign_in) = sign_in {
         background.push(tokio::spawn(rate_limit::prune_loop(

@@ -48,6 +48,8 @@ pub struct AppState {
     pub leadership: Leadership,
     /// Publishes leadership; the election loop owns the sending side's use.
     pub leadership_tx: Arc<tokio::sync::watch::Sender<Option<i64>>>,
+    /// The last readiness verdict, shared by every probe for a second.
+    pub readiness: crate::cluster::readiness::Readiness,
     /// The claim on this node's name, kept by the heartbeat.
     pub presence: Arc<tokio::sync::Mutex<Presence>>,
 }

@@ -1,15 +1,11 @@
 //! Probes: `/v1/health` says the process runs; `/v1/ready` says this node can serve
-//! (Postgres answers and its Kubo answers `id`).
-
-use std::time::Duration;
+//! (see [`crate::cluster::readiness`]).
 
 use actix_web::{web, HttpResponse};
 use apistos::api_operation;
 use serde_json::json;
 
-use crate::{cluster::ops, state::AppState};
-
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::state::AppState;
 
 /// `GET /v1/health`: 200 while the process runs.
 #[api_operation(
@@ -23,7 +19,7 @@ pub async fn health() -> HttpResponse {
 }
 
 /// `GET /v1/ready`: 200 when Postgres and Kubo answer and the node is not draining,
-/// else 503 naming what failed.
+/// else 503 naming what failed; one answer serves every probe for about a second.
 #[api_operation(
     operation_id = "ready",
     tag = "health",
@@ -31,53 +27,10 @@ pub async fn health() -> HttpResponse {
     no_security
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let (node_state, kubo) = tokio::join!(
-        tokio::time::timeout(PROBE_TIMEOUT, ops::own_state(&state.db, state.node)),
-        tokio::time::timeout(PROBE_TIMEOUT, state.kubo.id()),
-    );
-    let (postgres, draining) = match node_state {
-        Ok(Ok(s)) => (Ok(()), s == "draining"),
-        Ok(Err(e)) => (Err(e.to_string()), false),
-        Err(_) => (Err("timed out".to_string()), false),
-    };
-    let kubo = match kubo {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".to_string()),
-    };
-    let verdict = |r: &Result<(), String>| match r {
-        Ok(()) => "ok".to_string(),
-        Err(_) => "unavailable".to_string(),
-    };
-    let node = if draining {
-        Err("draining".to_string())
+    let verdict = state.readiness.verdict(&state).await;
+    if verdict.ready {
+        HttpResponse::Ok().json(verdict.body)
     } else {
-        Ok(())
-    };
-    let checks = json!({
-        "postgres": verdict(&postgres),
-        "kubo": verdict(&kubo),
-        "node": if draining { "draining" } else { "ok" },
-    });
-    let failed: Vec<&str> = [("postgres", &postgres), ("kubo", &kubo), ("node", &node)]
-        .iter()
-        .filter(|(_, r)| r.is_err())
-        .map(|(name, r)| {
-            if let Err(e) = r {
-                tracing::warn!(check = name, error = %e, "readiness check failed");
-            }
-            *name
-        })
-        .collect();
-    if failed.is_empty() {
-        HttpResponse::Ok().json(json!({ "status": "ready", "checks": checks }))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "error": {
-                "reason": "NOT_READY",
-                "details": format!("not ready: {} unavailable", failed.join(" and ")),
-            },
-            "checks": checks,
-        }))
+        HttpResponse::ServiceUnavailable().json(verdict.body)
     }
 }

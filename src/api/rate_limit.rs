@@ -1,11 +1,16 @@
-//! Per-client-IP rate limits (actix-governor): every anonymous request
-//! (`server.rateLimit.anonymousPerMinute`), and sign-in attempts
-//! (`server.rateLimit.sessionPerMinute`, for `POST /v1/auth/session`). A request is
-//! exempt from the anonymous limit only when the authn middleware has *verified* its
-//! token (an invalid token counts as anonymous), and probes are never limited. Over the
-//! limit: 429 with the API's error body and `Retry-After`.
+//! Rate limits (actix-governor): every anonymous request, per client
+//! (`server.rateLimit.anonymousPerMinute`); sign-in attempts, per client
+//! (`server.rateLimit.sessionPerMinute`, for `POST /v1/auth/session`); and, when
+//! turned on, every authenticated request, per org (`server.rateLimit.orgPerMinute`).
+//! A request is exempt from the anonymous limit only when the authn middleware has
+//! *verified* its token (an invalid token counts as anonymous), and probes are never
+//! limited. A client is its IPv4 address or its IPv6 /64. Over a limit: 429 with the
+//! API's error body and `Retry-After`.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    time::Duration,
+};
 
 use actix_governor::{
     governor::{
@@ -17,8 +22,13 @@ use actix_governor::{
 };
 use actix_web::{dev::ServiceRequest, HttpMessage, HttpResponse, HttpResponseBuilder};
 
-use super::{authn::VerifiedToken, client_ip::ClientIp};
-use crate::error::ErrorBody;
+use uuid::Uuid;
+
+use super::{
+    authn::{named_org, VerifiedToken},
+    client_ip::ClientIp,
+};
+use crate::{auth::Role, error::ErrorBody};
 
 /// Paths no limit applies to: load balancers and scrapers poll them.
 const PROBES: [&str; 3] = ["/v1/health", "/v1/ready", "/metrics"];
@@ -29,10 +39,24 @@ pub enum RateKey {
     /// Not limited.
     Exempt,
     Client(IpAddr),
+    Org(Uuid),
 }
 
 fn client(req: &ServiceRequest) -> IpAddr {
-    ClientIp::of(req.request()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    client_key(ClientIp::of(req.request()).unwrap_or(IpAddr::from([0, 0, 0, 0])))
+}
+
+/// The address a client is limited under: its IPv4 address, or the /64 its IPv6 address
+/// is in. One subscriber is usually handed a whole /64, so keying on the full address
+/// would give them 2^64 allowances. An IPv4-mapped IPv6 address is the IPv4 address.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u128::MAX >> 64))),
+        },
+    }
 }
 
 fn too_many(negative: &NotUntil<QuantaInstant>, mut response: HttpResponseBuilder) -> HttpResponse {
@@ -102,6 +126,46 @@ impl KeyExtractor for SignInClients {
     }
 }
 
+/// Authenticated requests, per org: the org the caller acts in (a sysadmin's named
+/// org; for anyone else the org of their token or session, so nobody can spend another
+/// org's allowance by naming it).
+#[derive(Debug, Clone, Copy)]
+pub struct Orgs;
+
+impl KeyExtractor for Orgs {
+    type Key = RateKey;
+    type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
+
+    fn extract(&self, req: &ServiceRequest) -> Result<RateKey, Self::KeyExtractionError> {
+        if PROBES.contains(&req.path()) {
+            return Ok(RateKey::Exempt);
+        }
+        let extensions = req.extensions();
+        let Some(VerifiedToken(claims)) = extensions.get::<VerifiedToken>() else {
+            return Ok(RateKey::Exempt);
+        };
+        let named = match claims.role {
+            Role::Sysadmin => named_org(req.request()).ok().flatten(),
+            _ => None,
+        };
+        Ok(named
+            .or(claims.org)
+            .map_or(RateKey::Exempt, |org| RateKey::Org(org.uuid())))
+    }
+
+    fn exceed_rate_limit_response(
+        &self,
+        negative: &NotUntil<QuantaInstant>,
+        response: HttpResponseBuilder,
+    ) -> HttpResponse {
+        too_many(negative, response)
+    }
+
+    fn whitelisted_keys(&self) -> Vec<RateKey> {
+        vec![RateKey::Exempt]
+    }
+}
+
 /// `per_minute` requests a minute, all of them available at once; `None` when 0
 /// (limit off).
 pub fn per_minute<K: KeyExtractor>(
@@ -132,5 +196,24 @@ pub async fn prune_loop<K>(
         tokio::time::sleep(every).await;
         limiter.retain_recent();
         limiter.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_key;
+
+    fn key(ip: &str) -> String {
+        client_key(ip.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_ipv4_by_address() {
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_ne!(key("203.0.113.9"), key("203.0.113.10"));
     }
 }

@@ -10,5 +10,6 @@ pub mod nodes;
 pub mod ops;
 pub mod plan;
 pub mod presences;
+pub mod readiness;
 pub mod repair;
 pub mod scheduler;

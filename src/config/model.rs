@@ -76,6 +76,8 @@ pub struct RateLimit {
     pub session_per_minute: u32,
     /// Unauthenticated requests per client per minute.
     pub anonymous_per_minute: u32,
+    /// Authenticated requests per org per minute; 0 turns the limit off.
+    pub org_per_minute: u32,
 }
 
 /// `postgres.*`

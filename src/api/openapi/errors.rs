@@ -13,7 +13,8 @@ use crate::error::Error;
 
 /// As the spec lists them. `4XX`/`5XX` are kept: apistos filters only numeric codes, and
 /// only when an operation names `error_code`, which ours never do.
-const ERROR_RESPONSES: [(&str, &str); 6] = [
+/// 429 is ours (the spec's `4XX` covers it): every rate limit answers it.
+const ERROR_RESPONSES: [(&str, &str); 7] = [
     ("400", "Error response (Bad request)"),
     (
         "401",
@@ -24,6 +25,10 @@ const ERROR_RESPONSES: [(&str, &str); 6] = [
         "Error response (The specified resource was not found)",
     ),
     ("409", "Error response (Insufficient funds)"),
+    (
+        "429",
+        "Error response (Too many requests; retry after the Retry-After header's seconds)",
+    ),
     ("4XX", "Error response (Custom service error)"),
     ("5XX", "Error response (Unexpected internal server error)"),
 ];
