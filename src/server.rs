@@ -86,6 +86,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
     let (leadership, leadership_tx) = Leadership::new();
     let live_nodes = LiveNodes::new(config.cluster.heartbeat * 2, config.cluster.node_ttl)
         .with_counters(metrics.cache("live_nodes"));
+    let limits = rate_limit::Limits::new(&config.server.rate_limit);
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -104,6 +105,8 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         live_nodes,
         leadership,
         leadership_tx: Arc::new(leadership_tx),
+        limits,
+        session_gate: Default::default(),
         readiness: Default::default(),
         presence: Arc::new(tokio::sync::Mutex::new(presence)),
     })
@@ -203,32 +206,27 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         statement_timeout: app_state.config.postgres.statement_timeout,
     };
     let prometheus = data.metrics.http_middleware()?;
-    let anonymous = rate_limit::per_minute(
-        rate_limit::AnonymousClients,
-        data.config.server.rate_limit.anonymous_per_minute,
+    // Off limits still need a governor value for the Condition wrapper; it never runs.
+    let limits = data.limits.clone();
+    let (limit_anonymous, limit_sign_in, limit_orgs) = (
+        limits.anonymous.is_some(),
+        limits.sign_in.is_some(),
+        limits.orgs.is_some(),
     );
-    let limit_anonymous = anonymous.is_some();
-    let sign_in = rate_limit::per_minute(
-        rate_limit::SignInClients,
-        data.config.server.rate_limit.session_per_minute,
-    );
-    let limit_sign_in = sign_in.is_some();
-    let sign_in_governor = sign_in
+    let anonymous_governor = limits
+        .anonymous
+        .clone()
+        .or_else(|| rate_limit::per_minute(rate_limit::AnonymousClients, 1))
+        .expect("a limit of 1 per minute is valid");
+    let sign_in_governor = limits
+        .sign_in
         .clone()
         .or_else(|| rate_limit::per_minute(rate_limit::SignInClients, 1))
         .expect("a limit of 1 per minute is valid");
-    let orgs = rate_limit::per_minute(
-        rate_limit::Orgs,
-        data.config.server.rate_limit.org_per_minute,
-    );
-    let limit_orgs = orgs.is_some();
-    let orgs_governor = orgs
+    let orgs_governor = limits
+        .orgs
         .clone()
         .or_else(|| rate_limit::per_minute(rate_limit::Orgs, 1))
-        .expect("a limit of 1 per minute is valid");
-    let anonymous_governor = anonymous
-        .clone()
-        .or_else(|| rate_limit::per_minute(rate_limit::AnonymousClients, 1))
         .expect("a limit of 1 per minute is valid");
     let server = HttpServer::new(move || {
         // Each HTTP worker gets its own pool, built on its own runtime: the connections'
@@ -282,18 +280,21 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
     let handle = server.handle();
     let (stop_jobs, stop) = tokio::sync::watch::channel(false);
     let (mut background, workers) = spawn_background(data.get_ref(), work, stop);
-    if let Some(anonymous) = anonymous {
+    if let Some(limit) = limits.anonymous {
         background.push(tokio::spawn(rate_limit::prune_loop(
-            anonymous,
+            limit,
             RATE_LIMIT_PRUNE,
         )));
     }
-    if let Some(orgs) = orgs {
-        background.push(tokio::spawn(rate_limit::prune_loop(orgs, RATE_LIMIT_PRUNE)));
-    }
-    if let Some(sign_in) = sign_in {
+    if let Some(limit) = limits.sign_in {
         background.push(tokio::spawn(rate_limit::prune_loop(
-            sign_in,
+            limit,
+            RATE_LIMIT_PRUNE,
+        )));
+    }
+    if let Some(limit) = limits.orgs {
+        background.push(tokio::spawn(rate_limit::prune_loop(
+            limit,
             RATE_LIMIT_PRUNE,
         )));
     }

@@ -4,7 +4,8 @@
 //! audience check out and it is not revoked — never for merely being present; a session
 //! cookie counts when its session is live. A cookie is sent by browsers on their own, so
 //! a state-changing request (and the events socket) authenticated only by the cookie
-//! must come from our own origin.
+//! must come from our own origin. A cookie costs a database lookup only as the session
+//! gate allows (see [`super::session_gate`]).
 
 use actix_web::{
     body::MessageBody,
@@ -14,7 +15,9 @@ use actix_web::{
     web, HttpMessage, HttpRequest,
 };
 use futures_util::FutureExt;
+use std::net::IpAddr;
 
+use super::client_ip::ClientIp;
 use crate::{
     auth::{oidc::public_url, session, Claims},
     db::system_tx,
@@ -97,9 +100,18 @@ pub async fn middleware(
         }
         let named = named_org(req.request()).ok().flatten();
         let secret = cookie.value().to_string();
+        // A cookie nobody has seen live costs a lookup only from the anonymous allowance.
+        let client = ClientIp::of(req.request()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if !state
+            .session_gate
+            .may_look_up(&secret, client, &state.limits)
+        {
+            return next.call(req).await;
+        }
+        let looked_up = secret.clone();
         let found = system_tx(&state.db, |conn| {
             async move {
-                match session::find(conn, &secret).await? {
+                match session::find(conn, &looked_up).await? {
                     Some(live) => {
                         let claims = session::claims(conn, &live, named).await?;
                         Ok(Some((claims, live.signed_in(), live.token.is_some())))
@@ -121,6 +133,10 @@ pub async fn middleware(
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         };
+        match &found {
+            Ok(Some(_)) => state.session_gate.found_live(&secret),
+            _ => state.session_gate.found_nothing(&secret),
+        }
         match found {
             Ok(Some((claims, signed_in))) => {
                 req.extensions_mut().insert(VerifiedToken(claims));

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod pins;
 pub mod rate_limit;
+pub mod session_gate;
 pub mod tokens;
 
 use actix_web::web;

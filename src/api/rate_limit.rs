@@ -182,6 +182,39 @@ pub fn per_minute<K: KeyExtractor>(
         .finish()
 }
 
+/// A limit as configured; `None` when off.
+pub type Limit<K> = Option<GovernorConfig<K, NoOpMiddleware<QuantaInstant>>>;
+
+/// Every configured limit, built once per node: the HTTP workers' governors share
+/// their counts, and the session gate spends from the anonymous one.
+#[derive(Clone)]
+pub struct Limits {
+    pub anonymous: Limit<AnonymousClients>,
+    pub sign_in: Limit<SignInClients>,
+    pub orgs: Limit<Orgs>,
+}
+
+impl Limits {
+    pub fn new(config: &crate::config::RateLimit) -> Self {
+        Self {
+            anonymous: per_minute(AnonymousClients, config.anonymous_per_minute),
+            sign_in: per_minute(SignInClients, config.session_per_minute),
+            orgs: per_minute(Orgs, config.org_per_minute),
+        }
+    }
+
+    /// Takes one request from `client`'s anonymous allowance; false when it is spent
+    /// (always true with the limit off).
+    pub fn spend_anonymous(&self, client: IpAddr) -> bool {
+        self.anonymous.as_ref().is_none_or(|limit| {
+            limit
+                .limiter()
+                .check_key(&RateKey::Client(client_key(client)))
+                .is_ok()
+        })
+    }
+}
+
 /// Drops the state of clients idle long enough to be back at a full allowance, every
 /// `every`, until aborted.
 pub async fn prune_loop<K>(
