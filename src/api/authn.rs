@@ -154,7 +154,9 @@ pub async fn middleware(
 }
 
 /// Whether the request's `Origin` is this site: the public URL's origin, or the origin
-/// the request was addressed to.
+/// the request was addressed to. That is what a trusted proxy says it was addressed
+/// to (`X-Forwarded-Host`/`-Proto`, `Forwarded`); from anyone else those headers mean
+/// nothing, and without `server.publicURL` the `Host` a direct client addressed counts.
 pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     let Some(origin) = req
         .headers()
@@ -163,10 +165,33 @@ pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     else {
         return false;
     };
-    let public = public_url(&state.config);
-    let info = req.connection_info();
-    let addressed = format!("{}://{}", info.scheme(), info.host());
-    origin_of(&public) == origin || addressed == origin
+    let server = &state.config.server;
+    if origin_of(&public_url(&state.config)) == origin {
+        return true;
+    }
+    let from_trusted_proxy = req.peer_addr().is_some_and(|peer| {
+        server
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+    });
+    let addressed = if from_trusted_proxy {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    } else if server.public_url.is_none() {
+        // anchorage itself speaks plain HTTP; TLS ends at a proxy.
+        match req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(host) => format!("http://{host}"),
+            None => return false,
+        }
+    } else {
+        return false;
+    };
+    addressed == origin
 }
 
 /// `scheme://host[:port]` of `url`.

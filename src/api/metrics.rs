@@ -11,8 +11,11 @@ use actix_web::{
     web, HttpResponse,
 };
 
+use ipnet::IpNet;
+
 use super::client_ip::ClientIp;
 use crate::{
+    config::Config,
     error::{Error, Result},
     state::AppState,
 };
@@ -32,6 +35,26 @@ pub async fn scrape(state: web::Data<AppState>, client: ClientIp) -> Result<Http
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render()?))
+}
+
+/// A warning for `serve` to log when the metrics allowlist admits a private network
+/// while no proxy is trusted: behind a load balancer on that network every client
+/// appears to be the balancer, so everyone could read `/metrics`.
+pub fn exposure_warning(config: &Config) -> Option<String> {
+    let server = &config.server;
+    let private = server.metrics.allow_cidrs.iter().find(|net| match net {
+        IpNet::V4(v4) => v4.network().is_private(),
+        IpNet::V6(v6) => (v6.network().segments()[0] & 0xfe00) == 0xfc00,
+    })?;
+    if !server.trusted_proxies.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "server.metrics.allowCIDRs admits the private network {private} and server.trustedProxies is empty: \
+         behind a load balancer on a private network every client appears to come from it and may read /metrics. \
+         Set server.trustedProxies to the load balancer's addresses, or answer /metrics with 404 at the load balancer \
+         (docs/operations.md, \"Metrics behind a load balancer\")"
+    ))
 }
 
 /// Middleware: counts the response in `anchorage_http_requests_total`.

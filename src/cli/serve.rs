@@ -33,6 +33,9 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs, file: Option<PathBuf>) -> Result<()> {
     let config = super::load(file, args.overrides())?;
     tracing::info!(config = %config.redacted_summary(), "starting");
+    if let Some(warning) = crate::api::metrics::exposure_warning(&config) {
+        tracing::warn!("{warning}");
+    }
     let state = server::build_state(config).await?;
     server::serve_until_signal(state).await
 }
