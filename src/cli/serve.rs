@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// This node's name in the cluster (overrides cluster.nodeID).
     #[arg(long, value_name = "NAME")]
     node_id: Option<String>,
+    /// Serve even when postgres.dsn's role owns the tenant tables, is a superuser or has
+    /// BYPASSRLS (it could then switch row-level security off); only warns.
+    #[arg(long)]
+    allow_owner_role: bool,
 }
 
 impl ServeArgs {
@@ -36,6 +40,7 @@ pub async fn run(args: ServeArgs, file: Option<PathBuf>) -> Result<()> {
     if let Some(warning) = crate::api::metrics::exposure_warning(&config) {
         tracing::warn!("{warning}");
     }
+    crate::db::role::refuse_owner_role(config.postgres.dsn.expose(), args.allow_owner_role).await?;
     let state = server::build_state(config).await?;
     server::serve_until_signal(state).await
 }

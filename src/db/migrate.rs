@@ -225,7 +225,7 @@ fn grant_server_role(conn: &mut SyncConn, role: &str) -> Result<()> {
     if me.me == role {
         tracing::warn!(
             role,
-            "the server and migrations use the same Postgres role; the server owns its tables and could disable row-level security. Set postgres.migrationDSN to a separate owner role"
+            "the server and migrations use the same Postgres role; the server owns its tables and could disable row-level security, so `serve` refuses it (unless --allow-owner-role). Set postgres.migrationDSN to a separate owner role"
         );
         return Ok(());
     }

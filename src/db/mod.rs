@@ -6,6 +6,7 @@ pub mod listen;
 pub mod locks;
 pub mod migrate;
 pub mod pool;
+pub mod role;
 pub mod schema;
 pub mod sql;
 pub mod tenant;
