@@ -107,6 +107,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         leadership_tx: Arc::new(leadership_tx),
         limits,
         session_gate: Default::default(),
+        fetching: Default::default(),
         readiness: Default::default(),
         presence: Arc::new(tokio::sync::Mutex::new(presence)),
     })

@@ -2,6 +2,7 @@
 //! moves them `queued` → `pinning` → `pinned` (or `failed`), and `unpinning` when no pin
 //! request wants the CID any more. Postgres is the truth; jobs only nudge.
 
+pub mod fetching;
 pub mod lifecycle;
 pub mod origins;
 pub mod ownership;

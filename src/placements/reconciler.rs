@@ -1,7 +1,8 @@
 //! The reconciler (every node, against its own Kubo): a `pinned` placement whose CID
 //! Kubo no longer holds is queued again; a pin anchorage owns that no placement wants is
-//! removed once it has been orphaned for `ipfs.orphanGracePeriod`; pins anchorage does
-//! not own (the operator's) are never touched.
+//! removed once it has been orphaned for `ipfs.orphanGracePeriod` (including one that
+//! landed after its pin request was deleted mid-fetch); pins anchorage does not own
+//! (the operator's) are never touched.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -27,6 +28,9 @@ pub struct Report {
 
 /// One pass.
 pub async fn reconcile(state: &AppState) -> Result<Report> {
+    // Taken before listing Kubo's pins: a fetch that completes in between is then
+    // either listed or still counted as in flight.
+    let fetching = state.fetching.snapshot();
     let held: HashSet<String> = state.kubo.pin_ls_recursive().await?.into_iter().collect();
     let node = state.node.uuid();
     let grace =
@@ -77,8 +81,13 @@ pub async fn reconcile(state: &AppState) -> Result<Report> {
                         ownership::set_orphan_since(conn, node, &cid, None).await?
                     }
                     (true, _, None) => {}
-                    // Not in Kubo and not wanted: nothing to remove; forget it.
-                    (false, false, _) => ownership::forget(conn, node, &cid).await?,
+                    // Not in Kubo, not wanted, and no fetch that could still pin it
+                    // running: nothing to remove; forget it.
+                    (false, false, _) if !fetching.contains(&cid) => {
+                        ownership::forget(conn, node, &cid).await?
+                    }
+                    // A fetch is still running: the pin may land; keep the row.
+                    (false, false, _) => {}
                     (false, true, None) => {
                         ownership::set_orphan_since(conn, node, &cid, Some(now)).await?;
                         report.orphans_seen += 1;

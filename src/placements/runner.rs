@@ -155,6 +155,7 @@ async fn attempt(
         state.config.ipfs.max_origin_connects as usize,
         state.config.ipfs.allow_private_origins,
     );
+    let _fetching = state.fetching.start(&p.cid);
     if let Some(from) = &p.update_from {
         if kubo.is_pinned(from).await.unwrap_or(false) {
             kubo.pin_update(from, &p.cid).await?;
@@ -289,8 +290,13 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
             let owned = !p.preexisting && ownership::is_owned(conn, p.node_id, &p.cid).await?;
             if owned {
                 match kubo.pin_rm(&p.cid).await {
-                    Ok(()) | Err(KuboError::NotFound(_)) => {
-                        ownership::forget(conn, p.node_id, &p.cid).await?
+                    Ok(()) => ownership::forget(conn, p.node_id, &p.cid).await?,
+                    // Not pinned (yet): a fetch may still be running and pin it when it
+                    // completes. Keep the ledger row, orphaned, so the reconciler
+                    // removes the pin if it lands (or forgets the row if it never does).
+                    Err(KuboError::NotFound(_)) => {
+                        ownership::set_orphan_since(conn, p.node_id, &p.cid, Some(Utc::now()))
+                            .await?
                     }
                     Err(e) => {
                         tracing::warn!(cid = %p.cid, error = %e, "unpin failed; will retry");
