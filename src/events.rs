@@ -5,11 +5,19 @@
 //! Each subscriber has a bounded buffer. Publishing never waits: a subscriber whose
 //! buffer is full is dropped (its socket is then closed), so a slow client can never
 //! slow the server or the other clients.
+//!
+//! Each subscriber also says whose credentials it streams under ([`Holder`]). When a
+//! token is revoked, a session ends, a person's memberships change or an org goes, the
+//! matching subscribers are told to check their credentials again ([`EventHub::recheck`]),
+//! and a caller may hold only so many subscriptions at once.
 
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::{
+    mpsc::{self, error::TrySendError},
+    Notify,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -49,9 +57,54 @@ pub struct PinEvent {
     pub at: String,
 }
 
+/// Whose credentials a subscription streams under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Who is counted against the per-caller limit (the token's or session's subject).
+    pub caller: String,
+    /// The token's id (for a session opened with a token, that token's).
+    pub jti: Uuid,
+    /// The person, when the subject is one.
+    pub user: Option<Uuid>,
+    /// The session, when the subscription was opened with a session cookie.
+    pub session: Option<Uuid>,
+}
+
+/// What changed, as far as subscribers are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affected {
+    Token(Uuid),
+    User(Uuid),
+    Session(Uuid),
+    Org(Uuid),
+    /// Changes may have been missed: everyone checks.
+    Everyone,
+}
+
 struct Subscriber {
     org: Uuid,
+    holder: Holder,
+    recheck: Arc<Notify>,
     tx: mpsc::Sender<Arc<PinEvent>>,
+}
+
+impl Subscriber {
+    fn is_affected_by(&self, what: Affected) -> bool {
+        match what {
+            Affected::Token(jti) => self.holder.jti == jti,
+            Affected::User(id) => self.holder.user == Some(id),
+            Affected::Session(id) => self.holder.session == Some(id),
+            Affected::Org(id) => self.org == id,
+            Affected::Everyone => true,
+        }
+    }
+}
+
+/// A live subscription: its events, and a nudge to check its credentials again.
+pub struct Subscription {
+    /// `None` from the receiver means the subscriber was dropped for falling behind.
+    pub events: mpsc::Receiver<Arc<PinEvent>>,
+    pub recheck: Arc<Notify>,
 }
 
 /// This node's subscribers.
@@ -61,15 +114,38 @@ pub struct EventHub {
 }
 
 impl EventHub {
-    /// A new subscription to `org`'s events. `None` from the receiver means the
-    /// subscriber was dropped for falling behind.
-    pub fn subscribe(&self, org: OrgId) -> mpsc::Receiver<Arc<PinEvent>> {
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
-        self.lock().push(Subscriber {
+    /// A new subscription to `org`'s events for `holder`, unless they already hold
+    /// `max_per_caller` (0 = no limit) open ones.
+    pub fn subscribe(
+        &self,
+        org: OrgId,
+        holder: Holder,
+        max_per_caller: usize,
+    ) -> Option<Subscription> {
+        let mut subscribers = self.lock();
+        let held = subscribers
+            .iter()
+            .filter(|s| s.holder.caller == holder.caller && !s.tx.is_closed())
+            .count();
+        if max_per_caller > 0 && held >= max_per_caller {
+            return None;
+        }
+        let (tx, events) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let recheck = Arc::new(Notify::new());
+        subscribers.push(Subscriber {
             org: org.uuid(),
+            holder,
+            recheck: recheck.clone(),
             tx,
         });
-        rx
+        Some(Subscription { events, recheck })
+    }
+
+    /// Tells every subscriber `what` concerns to check its credentials again.
+    pub fn recheck(&self, what: Affected) {
+        for s in self.lock().iter().filter(|s| s.is_affected_by(what)) {
+            s.recheck.notify_one();
+        }
     }
 
     /// Hands `event` of `org` to that org's subscribers, dropping any that are full or gone.
@@ -130,6 +206,30 @@ pub async fn follow(dsn: String, hub: EventHub) {
 mod tests {
     use super::*;
 
+    fn holder(caller: &str) -> Holder {
+        Holder {
+            caller: caller.into(),
+            jti: Uuid::now_v7(),
+            user: None,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn a_caller_holds_at_most_the_limit_and_only_the_affected_are_nudged() {
+        let hub = EventHub::default();
+        let org = OrgId::new();
+        let first = hub.subscribe(org, holder("ci"), 2).unwrap();
+        let _second = hub.subscribe(org, holder("ci"), 2).unwrap();
+        assert!(hub.subscribe(org, holder("ci"), 2).is_none());
+        assert!(hub.subscribe(org, holder("other"), 2).is_some());
+        drop(first);
+        assert!(
+            hub.subscribe(org, holder("ci"), 2).is_some(),
+            "a closed one frees its place"
+        );
+    }
+
     fn event(n: u32) -> PinEvent {
         PinEvent {
             requestid: RequestId::new(),
@@ -144,8 +244,8 @@ mod tests {
     async fn each_org_gets_its_own_and_a_full_subscriber_is_dropped() {
         let hub = EventHub::default();
         let (a, b) = (OrgId::new(), OrgId::new());
-        let mut rx_a = hub.subscribe(a);
-        let mut rx_b = hub.subscribe(b);
+        let mut rx_a = hub.subscribe(a, holder("a"), 0).unwrap().events;
+        let mut rx_b = hub.subscribe(b, holder("b"), 0).unwrap().events;
         hub.publish(a.uuid(), event(1));
         assert_eq!(rx_a.recv().await.unwrap().cid, "cid1");
         assert!(rx_b.try_recv().is_err(), "b never sees a's events");

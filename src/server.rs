@@ -346,6 +346,7 @@ fn spawn_background(
             live_nodes: state.live_nodes.clone(),
             orgs: state.orgs.clone(),
             standings: state.standings.clone(),
+            events: state.events.clone(),
         })),
         tokio::spawn(crate::events::follow(
             state.config.postgres.dsn.expose().to_string(),

@@ -18,8 +18,10 @@ use futures_util::FutureExt;
 use std::net::IpAddr;
 
 use super::client_ip::ClientIp;
+use uuid::Uuid;
+
 use crate::{
-    auth::{oidc::public_url, session, Claims},
+    auth::{oidc::public_url, session, session::SignedIn, Claims},
     db::system_tx,
     error::Error,
     ids::OrgId,
@@ -65,6 +67,111 @@ pub fn named_org(req: &HttpRequest) -> crate::error::Result<Option<OrgId>> {
     Ok(None)
 }
 
+/// What a request authenticated with, kept so that an event socket can check it again
+/// when a revocation or membership change is announced.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Bearer(String),
+    Session {
+        secret: String,
+        id: Uuid,
+        named: Option<OrgId>,
+    },
+}
+
+impl Credential {
+    /// The session, when it is one.
+    pub fn session(&self) -> Option<Uuid> {
+        match self {
+            Self::Bearer(_) => None,
+            Self::Session { id, .. } => Some(*id),
+        }
+    }
+
+    /// The claims this credential carries now; `None` once it no longer counts
+    /// (revoked, ended, its person removed). Errors are the database's.
+    pub async fn verify(&self, state: &AppState) -> crate::error::Result<Option<Claims>> {
+        match self {
+            Self::Bearer(token) => verify_bearer(state, token).await,
+            Self::Session { secret, named, .. } => Ok(verify_session(state, secret, *named)
+                .await?
+                .map(|found| found.claims)),
+        }
+    }
+}
+
+/// A bearer token's claims as its user stands now, or `None` when it does not verify,
+/// is revoked or its user no longer stands.
+pub async fn verify_bearer(state: &AppState, token: &str) -> crate::error::Result<Option<Claims>> {
+    let Ok(claims) = state.tokens.verify(token) else {
+        return Ok(None);
+    };
+    if state.denylist.is_revoked(&state.db, claims.jti).await? {
+        return Ok(None);
+    }
+    match state.standings.effective(&state.db, claims).await {
+        Ok(claims) => Ok(Some(claims)),
+        Err(Error::Unauthorized(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A live session behind a cookie.
+pub struct FoundSession {
+    pub claims: Claims,
+    pub signed_in: SignedIn,
+    pub id: Uuid,
+}
+
+/// The session behind the cookie `secret`, acting in `named` org, or `None` when it
+/// is not live (or was opened with a token whose user no longer stands). Fails with
+/// 403 when `named` is an org the person is not a member of.
+pub async fn verify_session(
+    state: &AppState,
+    secret: &str,
+    named: Option<OrgId>,
+) -> crate::error::Result<Option<FoundSession>> {
+    let secret = secret.to_string();
+    let found = system_tx(&state.db, |conn| {
+        async move {
+            match session::find(conn, &secret).await? {
+                Some(live) => {
+                    let claims = session::claims(conn, &live, named).await?;
+                    Ok(Some((
+                        claims,
+                        live.signed_in(),
+                        live.id,
+                        live.token.is_some(),
+                    )))
+                }
+                None => Ok(None),
+            }
+        }
+        .boxed()
+    })
+    .await?;
+    let Some((claims, signed_in, id, from_token)) = found else {
+        return Ok(None);
+    };
+    // A session opened with a token stands where the token's user stands now.
+    let claims = match from_token {
+        false => claims,
+        true => match state.standings.effective(&state.db, claims).await {
+            Ok(claims) => claims,
+            Err(Error::Unauthorized(why)) => {
+                tracing::info!(why, "a session's token no longer stands");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(Some(FoundSession {
+        claims,
+        signed_in,
+        id,
+    }))
+}
+
 /// Middleware: verifies the bearer token or the session cookie and records the claims.
 pub async fn middleware(
     req: ServiceRequest,
@@ -80,14 +187,11 @@ pub async fn middleware(
         .and_then(bearer)
         .map(str::to_string);
     if let Some(token) = token {
-        if let Ok(claims) = state.tokens.verify(&token) {
-            // A database hiccup here leaves the request unverified; the extractor then
-            // retries the check and reports the error itself.
-            if let Ok(false) = state.denylist.is_revoked(&state.db, claims.jti).await {
-                if let Ok(claims) = state.standings.effective(&state.db, claims).await {
-                    req.extensions_mut().insert(VerifiedToken(claims));
-                }
-            }
+        // A database hiccup here leaves the request unverified; the extractor then
+        // retries the check and reports the error itself.
+        if let Ok(Some(claims)) = verify_bearer(&state, &token).await {
+            req.extensions_mut().insert(VerifiedToken(claims));
+            req.extensions_mut().insert(Credential::Bearer(token));
         }
     } else if let Some(cookie) = req.cookie(session::COOKIE) {
         let needs_origin = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
@@ -108,45 +212,23 @@ pub async fn middleware(
         {
             return next.call(req).await;
         }
-        let looked_up = secret.clone();
-        let found = system_tx(&state.db, |conn| {
-            async move {
-                match session::find(conn, &looked_up).await? {
-                    Some(live) => {
-                        let claims = session::claims(conn, &live, named).await?;
-                        Ok(Some((claims, live.signed_in(), live.token.is_some())))
-                    }
-                    None => Ok(None),
-                }
-            }
-            .boxed()
-        })
-        .await;
-        let found = match found {
-            // A session opened with a token stands where the token's user stands now.
-            Ok(Some((claims, signed_in, true))) => state
-                .standings
-                .effective(&state.db, claims)
-                .await
-                .map(|claims| Some((claims, signed_in))),
-            Ok(Some((claims, signed_in, false))) => Ok(Some((claims, signed_in))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
+        let found = verify_session(&state, &secret, named).await;
         match &found {
             Ok(Some(_)) => state.session_gate.found_live(&secret),
             _ => state.session_gate.found_nothing(&secret),
         }
         match found {
-            Ok(Some((claims, signed_in))) => {
-                req.extensions_mut().insert(VerifiedToken(claims));
-                req.extensions_mut().insert(signed_in);
+            Ok(Some(found)) => {
+                req.extensions_mut().insert(VerifiedToken(found.claims));
+                req.extensions_mut().insert(found.signed_in);
+                req.extensions_mut().insert(Credential::Session {
+                    secret,
+                    id: found.id,
+                    named,
+                });
             }
             Ok(None) => {}
             Err(e @ Error::Forbidden(_)) => return Err(e.into()),
-            Err(Error::Unauthorized(why)) => {
-                tracing::info!(why, "a session's token no longer stands")
-            }
             Err(e) => tracing::warn!(error = %e, "reading a session failed"),
         }
     }

@@ -3,15 +3,25 @@
 //! pings every [`PING_EVERY`] and closes a connection that has not answered for two
 //! intervals; a client that falls behind (its buffer full, or one message taking over
 //! [`SEND_TIMEOUT`] to hand over) is disconnected rather than slowing anyone else.
+//!
+//! A socket lives no longer than its credentials: when its token is revoked, its session
+//! ends, its person's memberships change or its org goes, it checks them again and
+//! closes with 1008 (policy violation) if they no longer allow reading the org's pins;
+//! it closes the same way when the token or session expires. One caller may hold
+//! `server.maxEventSocketsPerCaller` sockets on a node; the next is answered 429.
 
 use std::time::{Duration, Instant};
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::StreamExt;
 
+use super::authn::Credential;
 use crate::{
-    auth::{Caller, Scope},
+    auth::{session::SignedIn, Caller, Claims, Role, Scope},
+    error::Error,
+    events::Holder,
+    ids::{OrgId, UserId},
     state::AppState,
 };
 
@@ -28,12 +38,34 @@ pub async fn events(
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
     caller.require(Scope::PinRead)?;
+    let credential = req
+        .extensions()
+        .get::<Credential>()
+        .cloned()
+        .ok_or_else(|| Error::Unauthorized("sign in or send a bearer token".into()))?;
+    let holder = Holder {
+        caller: caller.claims.sub.clone(),
+        jti: caller.claims.jti.uuid(),
+        user: caller.claims.sub.parse::<UserId>().ok().map(|u| u.uuid()),
+        session: credential.session(),
+    };
+    let max = state.config.server.max_event_sockets_per_caller as usize;
+    let Some(subscription) = state.events.subscribe(caller.org, holder, max) else {
+        return Err(Error::TooManyRequests(format!(
+            "at most {max} open event sockets per caller (server.maxEventSocketsPerCaller)"
+        ))
+        .into());
+    };
+    let expires = expiry(&caller.claims, req.extensions().get::<SignedIn>());
     let (response, mut session, mut incoming) = actix_ws::handle(&req, body)?;
-    let mut events = state.events.subscribe(caller.org);
+    let (mut events, recheck) = (subscription.events, subscription.recheck);
+    let org = caller.org;
     actix_web::rt::spawn(async move {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut last_pong = Instant::now();
+        let expired = tokio::time::sleep_until(expires.into());
+        tokio::pin!(expired);
         let reason = loop {
             tokio::select! {
                 event = events.recv() => {
@@ -63,6 +95,14 @@ pub async fn events(
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                     Some(Ok(_)) => {}
                 },
+                _ = recheck.notified() => {
+                    if !still_allowed(&state, &credential, org).await {
+                        break Some(close(CloseCode::Policy, "credentials revoked or no longer allow this"));
+                    }
+                }
+                _ = &mut expired => {
+                    break Some(close(CloseCode::Policy, "credentials expired"));
+                }
                 _ = ping.tick() => {
                     if last_pong.elapsed() > PING_EVERY * 2 {
                         break Some(close(CloseCode::Away, "no pong"));
@@ -79,6 +119,33 @@ pub async fn events(
         }
     });
     Ok(response)
+}
+
+/// When the socket's credentials end: the token's expiry, or the session's if sooner.
+fn expiry(claims: &Claims, signed_in: Option<&SignedIn>) -> Instant {
+    let now = chrono::Utc::now();
+    let mut ends = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+    if let Some(session) = signed_in {
+        ends = ends.min(session.expires_at);
+    }
+    let left = (ends - now).to_std().unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
+/// Whether `credential` still lets its holder read `org`'s pins. A database error keeps
+/// the socket open (the next announcement checks again).
+async fn still_allowed(state: &AppState, credential: &Credential, org: OrgId) -> bool {
+    match credential.verify(state).await {
+        Ok(Some(claims)) => {
+            claims.has_scope(Scope::PinRead)
+                && (claims.org == Some(org) || claims.role == Role::Sysadmin)
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "re-checking an event socket's credentials failed; keeping it");
+            true
+        }
+    }
 }
 
 fn close(code: CloseCode, description: &str) -> CloseReason {

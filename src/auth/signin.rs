@@ -21,6 +21,7 @@ use super::{
 };
 use crate::{
     audit::{self, AuditEntry},
+    cluster::invalidation::Invalidation,
     db::{schema::login_attempts, system_tx},
     error::{Error, Result},
     ids::UserId,
@@ -287,10 +288,13 @@ where
 /// Ends the session behind `secret`, audited.
 pub async fn logout(state: &AppState, secret: &str, ip: Option<std::net::IpAddr>) -> Result<()> {
     let secret = secret.to_string();
+    let bus = state.bus.clone();
     system_tx(&state.db, |conn| {
         async move {
             if let Some(live) = session::find(conn, &secret).await? {
                 session::revoke(conn, &secret).await?;
+                // Event sockets opened with the session close on every node.
+                bus.announce(conn, Invalidation::Session(live.id)).await?;
                 audit::record(
                     conn,
                     AuditEntry::new(

@@ -18,6 +18,7 @@ use crate::{
     cluster::scheduler::LiveNodes,
     db::listen::{self, Heard},
     error::Result,
+    events::{Affected, EventHub},
     tenancy::{org_cache::OrgCache, standing::Standings},
 };
 
@@ -35,6 +36,8 @@ pub enum Invalidation {
     Org(Uuid),
     /// A person's memberships or sysadmin flag changed.
     User(Uuid),
+    /// A session ended (logout).
+    Session(Uuid),
 }
 
 impl Invalidation {
@@ -44,6 +47,7 @@ impl Invalidation {
             Self::Nodes => "nodes".to_string(),
             Self::Org(id) => format!("org:{id}"),
             Self::User(id) => format!("user:{id}"),
+            Self::Session(id) => format!("session:{id}"),
         }
     }
 
@@ -52,6 +56,7 @@ impl Invalidation {
             Some(("token", jti)) => jti.parse().ok().map(Self::Token),
             Some(("org", id)) => id.parse().ok().map(Self::Org),
             Some(("user", id)) => id.parse().ok().map(Self::User),
+            Some(("session", id)) => id.parse().ok().map(Self::Session),
             None if payload == "nodes" => Some(Self::Nodes),
             _ => None,
         }
@@ -115,6 +120,9 @@ pub struct Caches {
     pub live_nodes: LiveNodes,
     pub orgs: OrgCache,
     pub standings: Standings,
+    /// Not a cache, but held by what the caches say: open event sockets are checked
+    /// again once the caches have dropped what changed.
+    pub events: EventHub,
 }
 
 impl Caches {
@@ -124,7 +132,16 @@ impl Caches {
             Invalidation::Nodes => self.live_nodes.invalidate(),
             Invalidation::Org(id) => self.orgs.invalidate(id),
             Invalidation::User(id) => self.standings.invalidate(id),
+            Invalidation::Session(_) => {}
         }
+        let affected = match what {
+            Invalidation::Token(jti) => Affected::Token(jti),
+            Invalidation::User(id) => Affected::User(id),
+            Invalidation::Session(id) => Affected::Session(id),
+            Invalidation::Org(id) => Affected::Org(id),
+            Invalidation::Nodes => return,
+        };
+        self.events.recheck(affected);
     }
 
     fn clear(&self) {
@@ -132,6 +149,7 @@ impl Caches {
         self.live_nodes.invalidate();
         self.orgs.clear();
         self.standings.clear();
+        self.events.recheck(Affected::Everyone);
     }
 }
 
@@ -162,6 +180,7 @@ mod tests {
             Invalidation::Nodes,
             Invalidation::Org(jti),
             Invalidation::User(jti),
+            Invalidation::Session(jti),
         ] {
             assert_eq!(Invalidation::decode(&what.encode()), Some(what));
         }

@@ -27,6 +27,7 @@ impl Default for Server {
             metrics: Metrics::default(),
             rate_limit: RateLimit::default(),
             trusted_proxies: Vec::new(),
+            max_event_sockets_per_caller: 20,
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct Server {
     pub rate_limit: RateLimit,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Open `/v1/events` sockets one caller (token subject or person) may hold on one
+    /// node; 0 = no limit.
+    pub max_event_sockets_per_caller: u32,
 }
 
 /// `server.metrics.*`

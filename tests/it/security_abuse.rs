@@ -567,6 +567,28 @@ async fn event_sockets_close_with_1008_when_their_credentials_go() {
 }
 
 #[tokio::test]
+async fn an_event_socket_closes_with_1008_when_its_token_expires() {
+    let db = TestDb::migrated().await;
+    let app = api_app(&db, vec![]).await;
+    let acme = app.create_org("acme").await;
+    let gil = person(&app, "gil@example.com", acme, Role::Member, false).await;
+    let (short, _) = token_for(
+        &app,
+        gil,
+        Some(acme),
+        Role::Member,
+        None,
+        Duration::from_secs(3),
+    );
+    let mut ws = open(&app, &short).await;
+    assert_eq!(
+        closed_with(&mut ws, Duration::from_secs(8)).await,
+        Some(1008),
+        "the socket outlived its token"
+    );
+}
+
+#[tokio::test]
 async fn a_caller_may_hold_only_so_many_event_sockets() {
     let db = TestDb::migrated().await;
     let app = api_app(&db, vec![("server.maxEventSocketsPerCaller", json!(2))]).await;
@@ -584,7 +606,16 @@ async fn a_caller_may_hold_only_so_many_event_sockets() {
         other => panic!("a third socket: {:?}", other.map(|(_, r)| r.status())),
     }
     // Someone else is not affected; a closed socket frees its place.
-    let _other = open(&app, &app.token(Some(acme), Role::Member, None)).await;
+    let fay = person(&app, "fay@example.com", acme, Role::Member, false).await;
+    let (fay_token, _) = token_for(
+        &app,
+        fay,
+        Some(acme),
+        Role::Member,
+        None,
+        Duration::from_secs(3600),
+    );
+    let _other = open(&app, &fay_token).await;
     second.close(None).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
