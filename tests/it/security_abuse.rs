@@ -399,6 +399,58 @@ async fn a_pin_deleted_while_its_content_is_still_arriving_does_not_stay_on_kubo
     );
 }
 
+#[tokio::test]
+async fn the_ledger_row_of_a_deleted_pin_whose_fetch_never_lands_is_forgotten() {
+    let db = TestDb::migrated().await;
+    let mut nodes = start_nodes(2).await;
+    let (elsewhere, ours) = (nodes.remove(0), nodes.remove(0));
+    // Content nobody will ever serve: the fetch stalls and ends.
+    let cid = cid_of(&elsewhere, random_bytes(64 * 1024)).await;
+    drop(elsewhere);
+    let app = app_on(
+        &db,
+        ours.api(),
+        vec![
+            ("ipfs.pinStallTimeout", json!("6s")),
+            ("ipfs.maxAttempts", json!(1)),
+        ],
+    )
+    .await;
+    let (_, token) = org_token(&app, "acme").await;
+    let id = post_pin(&app, &token, json!({"cid": cid})).await;
+    let key = canonical(&cid);
+    let owned = format!("SELECT count(*) AS n FROM owned_pins WHERE cid = '{key}'");
+    until("the fetch starts", Duration::from_secs(20), || async {
+        db_count(&app, &owned).await == 1
+    })
+    .await;
+    let (status, body) = send(app.req(Method::DELETE, &format!("/v1/pins/{id}"), &token)).await;
+    assert_eq!(status, 202, "{body}");
+    until("the unpin ran", Duration::from_secs(20), || async {
+        db_count(
+            &app,
+            &format!("SELECT count(*) AS n FROM placements WHERE cid = '{key}'"),
+        )
+        .await
+            == 0
+    })
+    .await;
+    // While the fetch may still land, the row stays.
+    reconcile(&app.state).await.unwrap();
+    assert_eq!(db_count(&app, &owned).await, 1, "forgotten mid-fetch");
+    // Once the fetch has given up, there is nothing to remove: the row goes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db_count(&app, &owned).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the orphaned row was never forgotten"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        reconcile(&app.state).await.unwrap();
+    }
+    assert!(!kubo_pins(&ours).await.contains(&key));
+}
+
 // --- 8. Event sockets after revocation --------------------------------------------------
 
 fn socket_request(app: &TestApp, auth: &str) -> Request<()> {
