@@ -157,7 +157,7 @@ impl TokenService {
         let key = self
             .keys
             .get(&kid)
-            .ok_or_else(|| Error::Unauthorized(format!("unknown signing key '{kid}'")))?;
+            .ok_or_else(|| Error::Unauthorized(format!("token: unknown kid \"{kid}\"")))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -237,7 +237,7 @@ mod tests {
             .verify(&rotated.mint(member()).unwrap().jwt)
             .unwrap_err();
         assert!(
-            matches!(err, Error::Unauthorized(ref m) if m.contains("unknown signing key")),
+            matches!(err, Error::Unauthorized(ref m) if m == "token: unknown kid \"k2\""),
             "{err}"
         );
     }

@@ -101,8 +101,10 @@ impl Default for ApiToken {
             signing_keys: Vec::new(),
             issuer: None,
             audience: None,
-            default_ttl: hours(720),
-            max_ttl: hours(8760),
+            // The seed's: a day for tokens made over the API, 395 days (a year and a
+            // 30-day grace) at most, the break-glass token's lifetime.
+            default_ttl: hours(24),
+            max_ttl: hours(9480),
         }
     }
 }

@@ -214,7 +214,9 @@ fn durations_parse_from_yaml_and_env() {
     assert_eq!(c.ipfs.request_timeout, Duration::from_secs(30));
     let yaml = serde_yaml_ng::to_string(&Config::default()).unwrap();
     assert!(
-        yaml.contains("defaultTTL: 720h") && yaml.contains("pinStallTimeout: 2m"),
+        yaml.contains("defaultTTL: 24h")
+            && yaml.contains("maxTTL: 9480h")
+            && yaml.contains("pinStallTimeout: 2m"),
         "{yaml}"
     );
 }

@@ -239,7 +239,7 @@ mod tests {
                 c.ipfs.pin_stall_timeout = secs(0)
             }),
             ("auth.apiToken.defaultTTL", |c| {
-                c.auth.api_token.default_ttl = secs(9000 * 3600)
+                c.auth.api_token.default_ttl = secs(10_000 * 3600)
             }),
             ("auth.session.ttl", |c| c.auth.session.ttl = secs(0)),
             ("bootstrap.sysadmins[1]", |c| {

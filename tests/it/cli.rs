@@ -60,11 +60,12 @@ async fn rotate_then_mint_verifies_with_the_products_verifier() {
         &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("- id: k1"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("- id: \"k1\""), "{}", stdout(&out));
     assert!(stdout(&out).contains(&format!("path: {}", key.display())));
-    // The printed entry is valid config.
+    // The printed entry is valid config, and verify-only (step 1 of a rotation).
     let entry: serde_yaml_ng::Value = serde_yaml_ng::from_str(&stdout(&out)).unwrap();
-    assert_eq!(entry[0]["primary"], serde_yaml_ng::Value::Bool(true));
+    assert_eq!(entry[0]["id"], serde_yaml_ng::Value::from("k1"));
+    assert!(entry[0].get("primary").is_none(), "{}", stdout(&out));
     let again = anchorage(
         &[
             "admin",
@@ -205,6 +206,69 @@ async fn mint_token_refuses_what_it_cannot_sign() {
     let claims = service("k1", &key).verify(stdout(&out).trim()).unwrap();
     assert_eq!(claims.role, Role::Sysadmin);
     assert_eq!(claims.org, None);
+}
+
+/// The seed's defaults: a sysadmin break-glass token for 395 days, with a warning; the
+/// kid of `--signing-key` comes from the config entry with that path; `--label` shows
+/// with `-v`.
+#[tokio::test]
+async fn mint_token_defaults_and_kid_follow_the_seed() {
+    let dir = TempDir::new().unwrap();
+    let key = dir.path().join("jwt.key");
+    anchorage::auth::keys::write_new_key_file(&key).unwrap();
+    let env = [keys_env(&key, "2026-04")];
+    let out = anchorage(
+        &[
+            "admin",
+            "mint-token",
+            "--signing-key",
+            key.to_str().unwrap(),
+            "--label",
+            "break-glass",
+            "-v",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let claims = service("2026-04", &key)
+        .verify(stdout(&out).trim())
+        .expect("kid taken from the config entry of the key file");
+    assert_eq!(claims.role, Role::Sysadmin);
+    assert_eq!(claims.exp - claims.iat, 9480 * 3600);
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: this is a sysadmin break-glass token"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kid=2026-04") && err.contains("label=break-glass"),
+        "{err}"
+    );
+
+    // A shorter or narrower token is not warned about.
+    let out = anchorage(&["admin", "mint-token", "--ttl", "8h"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+
+    // A key file in no config entry, without --kid: an error naming both fixes.
+    let stray = dir.path().join("stray.key");
+    anchorage::auth::keys::write_new_key_file(&stray).unwrap();
+    let out = anchorage(
+        &[
+            "admin",
+            "mint-token",
+            "--signing-key",
+            stray.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("--kid") && err.contains("auth.apiToken.signingKeys"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `anchorage admin mint-token`: a standalone API token, signed with a configured key
 //! (or one given with --signing-key). The token alone goes to stdout so scripts can
-//! capture it; `-v` prints its metadata to stderr.
+//! capture it; `-v` prints its metadata to stderr. The defaults are the seed's: a
+//! sysadmin break-glass token for 395 days, which it warns about.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -25,7 +26,7 @@ use crate::{
 #[derive(Debug, Args)]
 pub struct MintTokenArgs {
     /// sysadmin, orgadmin or member.
-    #[arg(long, default_value = "member", value_parser = parse_role)]
+    #[arg(long, default_value = "sysadmin", value_parser = parse_role)]
     role: Role,
     /// The org the token acts in (`org_…` id, or a name, which needs the database).
     /// Required for orgadmin and member.
@@ -34,19 +35,23 @@ pub struct MintTokenArgs {
     /// The token's subject (`sub`): a user id or a service name.
     #[arg(long, default_value = "cli")]
     user: String,
-    /// Lifetime, e.g. 24h or 30d. Default: auth.apiToken.defaultTTL; at most maxTTL.
+    /// Lifetime, e.g. 8h or 30d. Default: 9480h (395 days); at most auth.apiToken.maxTTL.
     #[arg(long, value_parser = humantime::parse_duration)]
     ttl: Option<Duration>,
     /// Limit the token to these scopes (repeat or comma-separate). Default: the role's.
     #[arg(long = "scope", value_delimiter = ',', value_parser = parse_scope)]
     scopes: Vec<Scope>,
-    /// Sign with this key id (default: the primary key).
+    /// Sign with this key id (default: the primary key, or the configured entry of
+    /// --signing-key).
     #[arg(long)]
     kid: Option<String>,
-    /// Sign with this key file instead of the configured keys (kid: --kid, else the
-    /// file name).
+    /// Sign with this key file (kid: --kid, else the id of the auth.apiToken.signingKeys
+    /// entry with this path).
     #[arg(long, value_name = "PATH")]
     signing_key: Option<PathBuf>,
+    /// A free-form label, recorded in the audit entry and printed with -v.
+    #[arg(long, default_value = "cli-mint")]
+    label: String,
     /// Override the `iss` claim (default: auth.apiToken.issuer).
     #[arg(long)]
     issuer: Option<String>,
@@ -66,8 +71,11 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
     s.trim().parse().map_err(|e: Error| e.to_string())
 }
 
+/// The seed's default lifetime: a year and a 30-day grace.
+pub const BREAK_GLASS_TTL: Duration = Duration::from_secs(9480 * 3600);
+
 pub async fn run(args: MintTokenArgs, config: &Config) -> Result<()> {
-    let ttl = args.ttl.unwrap_or(config.auth.api_token.default_ttl);
+    let ttl = args.ttl.unwrap_or(BREAK_GLASS_TTL);
     if ttl > config.auth.api_token.max_ttl {
         return Err(Error::BadRequest(format!(
             "--ttl {} exceeds auth.apiToken.maxTTL ({})",
@@ -94,11 +102,17 @@ pub async fn run(args: MintTokenArgs, config: &Config) -> Result<()> {
         Some(kid) => service.mint_with(kid, request)?,
         None => service.mint(request)?,
     };
+    if args.role == Role::Sysadmin && args.ttl.is_none() {
+        eprintln!(
+            "warning: this is a sysadmin break-glass token valid for 395 days (9480h): it can act in every org. \
+             Keep it offline; for anything else pass --role and --org, and a shorter --ttl"
+        );
+    }
     if args.verbose {
-        eprintln!("{}", describe(&minted));
+        eprintln!("{} label={}", describe(&minted), args.label);
     }
     println!("{}", minted.jwt);
-    audit_best_effort(config, &minted).await;
+    audit_best_effort(config, &minted, &args.label).await;
     Ok(())
 }
 
@@ -113,11 +127,10 @@ fn signer(args: &MintTokenArgs, config: &Config) -> Result<TokenService> {
         .unwrap_or_else(|| config.token_audience().to_string());
     match &args.signing_key {
         Some(path) => {
-            let kid = args.kid.clone().unwrap_or_else(|| {
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "cli".into())
-            });
+            let kid = match &args.kid {
+                Some(kid) => kid.clone(),
+                None => configured_kid(config, path)?,
+            };
             let key = SigningKey::load(&kid, path)?;
             Ok(TokenService::new(
                 KeySet::new(vec![key], Some(&kid))?,
@@ -139,6 +152,30 @@ fn signer(args: &MintTokenArgs, config: &Config) -> Result<TokenService> {
             ))
         }
     }
+}
+
+/// The id the servers know the key file `path` by: the auth.apiToken.signingKeys entry
+/// with that path. A key file in no entry needs --kid, or the entry.
+fn configured_kid(config: &Config, path: &std::path::Path) -> Result<String> {
+    let wanted = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    config
+        .auth
+        .api_token
+        .signing_keys
+        .iter()
+        .find(|k| std::fs::canonicalize(&k.path).unwrap_or_else(|_| k.path.clone()) == wanted)
+        .map(|k| k.id.clone())
+        .ok_or_else(|| {
+            Error::config(
+                "auth.apiToken.signingKeys",
+                format!(
+                    "--signing-key {} is in no auth.apiToken.signingKeys entry, so its key id (the JWT kid) is unknown: \
+                     pass --kid <id> with the id the servers load this file under, or add an entry for it \
+                     (anchorage admin rotate-signing-key prints one)",
+                    path.display()
+                ),
+            )
+        })
 }
 
 async fn org_by_name(config: &Config, name: &str) -> Result<OrgId> {
@@ -170,7 +207,7 @@ fn describe(minted: &MintedToken) -> String {
 
 /// Records the mint when the database answers quickly; the token is standalone, so an
 /// offline mint still succeeds (with a note on stderr).
-async fn audit_best_effort(config: &Config, minted: &MintedToken) {
+async fn audit_best_effort(config: &Config, minted: &MintedToken, label: &str) {
     let c = &minted.claims;
     let mut entry =
         AuditEntry::new(super::cli_actor(), "token.mint", c.jti.to_string()).details(json!({
@@ -180,6 +217,7 @@ async fn audit_best_effort(config: &Config, minted: &MintedToken) {
             "scopes": c.scopes,
             "expires_at": c.expires_at(),
             "source": "cli",
+            "label": label,
         }));
     if let Some(org) = c.org {
         entry = entry.org(org);

@@ -29,7 +29,9 @@ pub enum AdminCommand {
     /// Mint a standalone API token signed with a configured key (works offline unless
     /// --org names an org by name). The token alone goes to stdout.
     MintToken(mint_token::MintTokenArgs),
-    /// Create a new random signing key file (mode 0400) and print the config entry to add.
+    /// Create a new random signing key file (mode 0400) and print its verify-only config
+    /// entry (step 1 of the three-step rotation in docs/configuration.md).
+    #[command(alias = "rotate-key")]
     RotateSigningKey(rotate_signing_key::RotateArgs),
     /// Revoke a token by jti, CLI-minted ones included (needs the database).
     RevokeToken(revoke_token::RevokeArgs),

@@ -22,10 +22,12 @@ pub fn run(args: RotateArgs) -> Result<()> {
     }
     keys::write_new_key_file(&args.out)?;
     let path = std::fs::canonicalize(&args.out).unwrap_or(args.out);
+    // Verify-only: every node must know the new key before any node mints with it.
     println!(
-        "# Add to auth.apiToken.signingKeys. To rotate, make this key primary and set the\n\
-         # old one to primary: false; keep the old key until its tokens have expired.\n\
-         - id: {}\n  path: {}\n  primary: true",
+        "# Step 1: append to auth.apiToken.signingKeys on every node (verify-only) and roll-restart.\n\
+         # Step 2: move `primary: true` from the old entry to this one and roll-restart.\n\
+         # Step 3: once the old key's tokens have expired, remove its entry and roll-restart.\n\
+         - id: \"{}\"\n  path: {}",
         args.id,
         path.display()
     );
