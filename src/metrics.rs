@@ -18,7 +18,10 @@ pub const CACHES: [&str; 4] = ["denylist", "live_nodes", "orgs", "standings"];
 /// Outcomes of a job this node's worker took up.
 pub const FETCH_RESULTS: [&str; 2] = ["current", "stale"];
 /// How a job this node ran ended.
-pub const ACK_STATUSES: [&str; 5] = ["pinned", "failed", "retry", "unpinned", "error"];
+/// (`err`: the database was unavailable; the seed's spelling, as in `result="err"`.)
+pub const ACK_STATUSES: [&str; 5] = ["pinned", "failed", "retry", "unpinned", "err"];
+/// Results of a pin operation, spelled as the seed's starter alert expects.
+pub const PIN_RESULTS: [&str; 2] = ["ok", "err"];
 const PLACEMENT_STATES: [&str; 5] = ["queued", "pinning", "pinned", "failed", "unpinning"];
 const METHODS: [&str; 5] = ["GET", "POST", "DELETE", "PUT", "OTHER"];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -129,7 +132,7 @@ impl Metrics {
             }
         }
         for op in PIN_OPS {
-            for r in ["ok", "error"] {
+            for r in PIN_RESULTS {
                 self.pin_ops.with_label_values(&[op, r]);
             }
         }
@@ -163,7 +166,7 @@ impl Metrics {
 
     /// Counts one pin operation.
     pub fn pin_op(&self, op: &'static str, ok: bool) {
-        let result = if ok { "ok" } else { "error" };
+        let result = if ok { "ok" } else { "err" };
         self.pin_ops.with_label_values(&[op, result]).inc();
     }
 
@@ -276,6 +279,6 @@ mod tests {
         assert!(
             text.contains("anchorage_http_requests_total{method=\"GET\",status_class=\"4xx\"} 1")
         );
-        assert!(text.contains("anchorage_pin_ops_total{op=\"add\",result=\"error\"} 1"));
+        assert!(text.contains("anchorage_pin_ops_total{op=\"add\",result=\"err\"} 1"));
     }
 }

@@ -34,6 +34,7 @@ use crate::{
 /// Loads signing keys, builds the pool and the Kubo client. Refuses a database that is
 /// behind this binary's migrations.
 pub async fn build_state(config: Config) -> Result<AppState> {
+    refuse_unavailable_backend(&config)?;
     migrate::ensure_current(config.postgres.dsn.expose()).await?;
     let db = db::build_pool(
         config.postgres.dsn.expose(),
@@ -111,6 +112,19 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         readiness: Default::default(),
         presence: Arc::new(tokio::sync::Mutex::new(presence)),
     })
+}
+
+/// Fails for `cluster.backend: nats` until the NATS backend exists: accepting the key
+/// would silently run on Postgres.
+pub fn refuse_unavailable_backend(config: &Config) -> Result<()> {
+    if config.cluster.backend == crate::config::ClusterBackend::Nats {
+        return Err(Error::config(
+            "cluster.backend",
+            "nats is not available in this version: jobs, leader election and cache invalidation run on Postgres. \
+             Remove cluster.backend (or set it to postgres); nats.url is then unused",
+        ));
+    }
+    Ok(())
 }
 
 /// The token service for `config`'s signing keys, issuer and audience.

@@ -71,7 +71,8 @@ impl NodeState {
     }
 }
 
-/// A node named by its `cluster.nodeID` or its `nod_…` id.
+/// A node named by its `cluster.nodeID`, its `nod_…` id, or — as the seed's runbook
+/// writes it — `nod_` and the nodeID with `-` as `_` (`nod_anchor_2` for `anchor-2`).
 #[derive(Debug, Clone, Serialize)]
 pub struct NamedNode {
     pub id: NodeId,
@@ -80,20 +81,68 @@ pub struct NamedNode {
     pub state: String,
 }
 
+/// Whether `which` names the node `name` with id `id`.
+fn names(which: &str, id: Uuid, name: &str) -> bool {
+    if which == name || which.parse::<NodeId>().is_ok_and(|n| n.uuid() == id) {
+        return true;
+    }
+    which
+        .strip_prefix("nod_")
+        .is_some_and(|rest| rest == name || rest.replace('_', "-") == name.replace('_', "-"))
+}
+
 async fn find_node(conn: &mut AsyncPgConnection, which: &str) -> Result<NamedNode> {
-    let by_id = which.parse::<NodeId>().ok().map(|n| n.uuid());
-    let row: Option<(Uuid, String, String)> = nodes::table
-        .filter(nodes::name.eq(which).or(nodes::id.nullable().eq(by_id)))
+    let rows: Vec<(Uuid, String, String)> = nodes::table
         .select((nodes::id, nodes::name, nodes::state))
-        .first(conn)
-        .await
-        .optional()?;
-    let (id, name, state) = row.ok_or_else(|| Error::NotFound(format!("no node '{which}'")))?;
-    Ok(NamedNode {
-        id: NodeId::from_uuid(id),
-        name,
-        state,
-    })
+        .order(nodes::name)
+        .load(conn)
+        .await?;
+    let known = || {
+        rows.iter()
+            .map(|(_, name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let matches: Vec<&(Uuid, String, String)> = rows
+        .iter()
+        .filter(|(id, name, _)| names(which, *id, name))
+        .collect();
+    match matches.as_slice() {
+        [(id, name, state)] => Ok(NamedNode {
+            id: NodeId::from_uuid(*id),
+            name: name.clone(),
+            state: state.clone(),
+        }),
+        [] => Err(Error::NotFound(format!(
+            "no node '{which}'; known nodes: {}",
+            known()
+        ))),
+        several => Err(Error::BadRequest(format!(
+            "'{which}' names more than one node ({}); use the node's name or its nod_… id",
+            several
+                .iter()
+                .map(|(id, name, _)| format!("{name} = {}", NodeId::from_uuid(*id)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_named_by_name_id_or_the_seeds_nod_form() {
+        let id = Uuid::now_v7();
+        let typeid = NodeId::from_uuid(id).to_string();
+        for which in ["anchor-2", "nod_anchor_2", "nod_anchor-2", typeid.as_str()] {
+            assert!(names(which, id, "anchor-2"), "{which}");
+        }
+        for which in ["anchor_2", "nod_anchor_3", "anchor", "nod_"] {
+            assert!(!names(which, id, "anchor-2"), "{which}");
+        }
+    }
 }
 
 /// Sets `which` node's state (drain, cordon, uncordon), audited and announced.

@@ -46,7 +46,7 @@ pub async fn run(state: &AppState, job: PlacementJob) -> Result<()> {
     let follow_up = match outcome {
         Ok(follow_up) => follow_up,
         Err(e) => {
-            state.metrics.job_acked("error");
+            state.metrics.job_acked("err");
             return Err(e);
         }
     };

@@ -518,3 +518,55 @@ async fn members_and_sysadmins_from_the_command_line() {
         stderr(&out)
     );
 }
+
+/// The deploy guide drains `nod_anchor_2`: the seed's spelling of a node works; an
+/// unknown one lists the nodes there are.
+#[tokio::test]
+async fn nodes_are_named_as_the_seed_writes_them() {
+    let db = TestDb::migrated().await;
+    let _app = crate::harness::TestApp::spawn_api_only(
+        &db,
+        "http://127.0.0.1:9",
+        vec![("cluster.nodeID".into(), json!("anchor-2"))],
+    )
+    .await;
+    let env = [("ANCHORAGE_POSTGRES__DSN", db.app_dsn())];
+    for (verb, state) in [("drain", "draining"), ("uncordon", "active")] {
+        let out = anchorage(&["admin", verb, "nod_anchor_2"], &env);
+        assert!(out.status.success(), "{verb}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("anchor-2") && stdout(&out).contains(state),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let out = anchorage(&["admin", "drain", "nod_anchor_9"], &env);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("known nodes: anchor-2"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `cluster.backend: nats` is refused until the NATS backend exists, rather than run
+/// on Postgres without a word.
+#[test]
+fn serve_refuses_the_nats_backend_until_it_exists() {
+    let out = anchorage(
+        &["serve"],
+        &[
+            ("ANCHORAGE_CLUSTER__BACKEND", "nats".into()),
+            (
+                "ANCHORAGE_POSTGRES__DSN",
+                "postgres://nobody@127.0.0.1:9/none".into(),
+            ),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cluster.backend") && err.contains("nats is not available"),
+        "{err}"
+    );
+}

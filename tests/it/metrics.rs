@@ -148,3 +148,109 @@ async fn the_allowlist_applies_to_the_client_behind_a_trusted_proxy_only() {
     let (status, body) = scrape(&off, None).await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// A label matcher: label, operator (`=` or `=~`), value.
+type Matcher = (String, String, String);
+
+/// The selectors (`name{label="value",…}`) in a PromQL expression.
+fn selectors(expr: &str) -> Vec<(String, Vec<Matcher>)> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("anchorage_") {
+        rest = &rest[at..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let name = rest[..end].to_string();
+        rest = &rest[end..];
+        let mut matchers = Vec::new();
+        if let Some(body) = rest.strip_prefix('{') {
+            let close = body.find('}').expect("a closing brace");
+            for part in body[..close].split(',').filter(|p| !p.trim().is_empty()) {
+                let op = if part.contains("=~") { "=~" } else { "=" };
+                let (k, v) = part.split_once(op).unwrap();
+                matchers.push((
+                    k.trim().to_string(),
+                    op.to_string(),
+                    v.trim().trim_matches('"').to_string(),
+                ));
+            }
+            rest = &body[close + 1..];
+        }
+        out.push((name, matchers));
+    }
+    out
+}
+
+/// Whether a series line of `scrape` has metric `name` and satisfies `matchers`
+/// (`=~` is checked as a prefix, which is all the rules use).
+fn has_series(scrape: &str, name: &str, matchers: &[Matcher]) -> bool {
+    scrape.lines().filter(|l| !l.starts_with('#')).any(|line| {
+        let (series, _) = line.rsplit_once(' ').unwrap_or((line, ""));
+        let (metric, labels) = series.split_once('{').unwrap_or((series, "}"));
+        metric == name
+            && matchers.iter().all(|(k, op, v)| {
+                labels
+                    .trim_end_matches('}')
+                    .split("\",")
+                    .filter_map(|kv| kv.split_once("=\""))
+                    .any(|(lk, lv)| {
+                        let lv = lv.trim_end_matches('"');
+                        lk == k
+                            && match op.as_str() {
+                                "=" => lv == v,
+                                _ => lv.starts_with(v.trim_end_matches(".*")),
+                            }
+                    })
+            })
+    })
+}
+
+/// The starter alerts in docs/operations.md (the seed's three among them) select real
+/// series: every selector of every rule finds one in a live scrape.
+#[tokio::test]
+async fn every_starter_alert_selects_a_live_series() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+        .unwrap();
+    let section = docs.split("### Starter alerts").nth(1).unwrap();
+    let yaml = section
+        .split("```yaml")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap();
+    let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+    let exprs: Vec<String> = rules["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r["expr"].as_str().unwrap().to_string())
+        .collect();
+    for seed in [
+        "anchorage_leader_is_elected",
+        "anchorage_pin_ops_total{result=\"err\"}",
+        "anchorage_cluster_nodes_live",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(seed)),
+            "the seed's starter alert on {seed} is missing"
+        );
+    }
+    let db = TestDb::migrated().await;
+    let app = app_with(&db, vec![]).await;
+    // One API request, so the latency histogram has a /v1/pins series.
+    let token = app.token(Some(app.create_org("acme").await), Role::Member, None);
+    send(app.req(Method::GET, "/v1/pins", &token)).await;
+    let (status, text) = scrape(&app, None).await;
+    assert_eq!(status, 200);
+    let mut checked = 0;
+    for expr in &exprs {
+        for (name, matchers) in selectors(expr) {
+            assert!(
+                has_series(&text, &name, &matchers),
+                "no series for {name}{matchers:?} (from `{expr}`) in:\n{text}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} selectors");
+}
