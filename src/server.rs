@@ -243,6 +243,7 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         .clone()
         .or_else(|| rate_limit::per_minute(rate_limit::Orgs, 1))
         .expect("a limit of 1 per minute is valid");
+    let redirect_path = data.config.auth.authentik.redirect_path.clone();
     let server = HttpServer::new(move || {
         // Each HTTP worker gets its own pool, built on its own runtime: the connections'
         // driver tasks then run on the same thread as the handlers that use them, so a
@@ -282,7 +283,7 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
             .configure(api::docs::configure)
             .configure(api::metrics::configure)
             .configure(api::events::configure)
-            .configure(api::auth::configure)
+            .configure(|cfg| api::auth::configure(cfg, &redirect_path))
             .configure(crate::console::configure)
             .default_service(web::to(api::errors::not_found))
     })

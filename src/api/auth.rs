@@ -1,5 +1,6 @@
 //! Sign-in over HTTP: `GET /v1/auth/login` sends the browser to the identity provider;
-//! the provider sends it back to `/auth/callback`, a tiny page that posts the code and
+//! the provider sends it back to the site root (or `/auth/callback`, or
+//! `auth.authentik.redirectPath`), a tiny page that posts the code and
 //! state to `POST /v1/auth/session`, which sets the session cookie; `POST
 //! /v1/auth/logout` ends it.
 
@@ -204,6 +205,29 @@ const CALLBACK_PAGE: &str = r#"<!doctype html>
 })();
 </script></body></html>"#;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/callback", web::get().to(callback));
+/// `GET /`: the web UI lives at the site root, as the seed's walkthrough has it. With
+/// `code` and `state` (or `error`) it is the provider coming back — the seed registers
+/// the root as the redirect URI — and serves the callback page, which goes through the
+/// same browser-bound check at `POST /v1/auth/session` as every sign-in; otherwise it
+/// sends the browser on to the console.
+pub async fn root(req: HttpRequest) -> HttpResponse {
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let has = |name: &str| query.iter().any(|(k, _)| k == name);
+    if (has("code") && has("state")) || has("error") {
+        return callback().await;
+    }
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, "/console/"))
+        .finish()
+}
+
+/// The sign-in return routes: `/` (above), `/auth/callback`, and
+/// `auth.authentik.redirectPath` when it is another path.
+pub fn configure(cfg: &mut web::ServiceConfig, redirect_path: &str) {
+    cfg.route("/", web::get().to(root))
+        .route("/auth/callback", web::get().to(callback));
+    if !["/", "/auth/callback"].contains(&redirect_path) {
+        cfg.route(redirect_path, web::get().to(callback));
+    }
 }

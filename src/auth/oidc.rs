@@ -129,7 +129,7 @@ impl Oidc {
         })?;
         let issuer = IssuerUrl::new(issuer.to_string())
             .map_err(|e| Error::config("auth.authentik.issuer", e.to_string()))?;
-        let redirect = RedirectUrl::new(format!("{}/auth/callback", public_url(config)))
+        let redirect = RedirectUrl::new(redirect_uri(config))
             .map_err(|e| Error::config("server.publicURL", e.to_string()))?;
         // Redirects are never followed: the spec forbids it for these endpoints, and it
         // keeps a compromised provider from pointing us elsewhere.
@@ -326,6 +326,16 @@ impl Oidc {
     }
 }
 
+/// The redirect URI to register at the provider: `server.publicURL` +
+/// `auth.authentik.redirectPath`.
+pub fn redirect_uri(config: &Config) -> String {
+    format!(
+        "{}{}",
+        public_url(config),
+        config.auth.authentik.redirect_path
+    )
+}
+
 /// `server.publicURL`, or `http://<listen>` when unset.
 pub fn public_url(config: &Config) -> String {
     match &config.server.public_url {
@@ -372,7 +382,7 @@ fn token_error<E: std::fmt::Display>(e: &E) -> String {
     let text = e.to_string();
     if text.contains("redirect_uri") || text.contains("invalid_grant") {
         format!(
-            "the provider refused the code ({text}); check that its redirect URI is {{server.publicURL}}/auth/callback"
+            "the provider refused the code ({text}); check that its redirect URI is server.publicURL + auth.authentik.redirectPath"
         )
     } else {
         format!("the code exchange failed ({text})")

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::model::{
-    ApiToken, Cluster, ClusterBackend, Ipfs, Log, LogFormat, Metrics, Nats, Postgres, RateLimit,
-    Server, Session,
+    ApiToken, Authentik, Cluster, ClusterBackend, Ipfs, Log, LogFormat, Metrics, Nats, Postgres,
+    RateLimit, Server, Session,
 };
 use super::secret::Secret;
 
@@ -91,6 +91,19 @@ impl Default for Ipfs {
             requeue_after: secs(120),
             reconcile_interval: secs(300),
             orphan_grace_period: secs(600),
+        }
+    }
+}
+
+impl Default for Authentik {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: None,
+            audience: None,
+            trust_unverified_email: false,
+            // The seed's walkthrough registers the site root as the redirect URI.
+            redirect_path: "/".to_owned(),
         }
     }
 }

@@ -153,7 +153,7 @@ pub struct Auth {
 }
 
 /// `auth.authentik.*`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Authentik {
     /// OIDC issuer URL.
@@ -168,6 +168,11 @@ pub struct Authentik {
     /// verified but that do not say so.
     #[serde(rename = "trustUnverifiedEmail")]
     pub trust_unverified_email: bool,
+    /// The path under `server.publicURL` the provider sends people back to (the
+    /// redirect URI to register is publicURL + this). `/auth/callback` is always
+    /// accepted too.
+    #[serde(rename = "redirectPath")]
+    pub redirect_path: String,
 }
 
 /// `auth.apiToken.*`

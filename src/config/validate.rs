@@ -64,6 +64,14 @@ impl Config {
         if let Some(url) = &server.public_url {
             http_url(url, "server.publicURL")?;
         }
+        let redirect = &self.auth.authentik.redirect_path;
+        ensure(
+            redirect.starts_with('/')
+                && !redirect.starts_with("//")
+                && !redirect.contains(['?', '#']),
+            "auth.authentik.redirectPath",
+            format!("expected a path such as / or /auth/callback, got {redirect:?}"),
+        )?;
         ensure(
             server.max_body_bytes > 0,
             "server.maxBodyBytes",

@@ -27,9 +27,9 @@ use crate::harness::{
 
 const CLIENT: &str = "anchorage";
 
-/// A provider with `accounts` whose one client redirects to `<base>/auth/callback`.
+/// A provider with `accounts` whose one client redirects to `<base>/` (the seed's).
 fn provider(base: &str, accounts: &[Account]) -> OidcProvider {
-    OidcProvider::start(&[(CLIENT, vec![format!("{base}/auth/callback")])], accounts)
+    OidcProvider::start(&[(CLIENT, vec![format!("{base}/")])], accounts)
 }
 
 /// The config that signs people in through `idp`.

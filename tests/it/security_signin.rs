@@ -27,7 +27,8 @@ use crate::{
 };
 
 fn provider(accounts: &[Account]) -> OidcProvider {
-    OidcProvider::start(&[(CLIENT, vec![format!("{SITE}/auth/callback")])], accounts)
+    // The seed's walkthrough registers the site root as the redirect URI.
+    OidcProvider::start(&[(CLIENT, vec![format!("{SITE}/")])], accounts)
 }
 
 /// Signs `who` in at the provider and posts the code back from the same browser.
@@ -593,6 +594,13 @@ async fn a_sign_in_completes_only_in_the_browser_that_started_it() {
     let binding = login.cookie.clone();
     assert!(binding.is_some(), "login sets a browser-binding cookie");
     let back = idp.authorize(&login.location, "attacker").await;
+    // The provider sends the attacker back to the site root (the seed's redirect URI);
+    // the victim opening that URL gets the callback page, which posts code and state.
+    let callback = back.url.strip_prefix(SITE).expect("back on the site");
+    assert!(callback.starts_with("/?"), "{}", back.url);
+    let page = app.http.get(app.url(callback)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/v1/auth/session"));
     let body = json!({"code": back.code.clone().unwrap(), "state": back.state.clone().unwrap()});
     // The victim's browser: no binding cookie, or the one of its own sign-in.
     let own = login_to(&app, "/").await;

@@ -165,7 +165,7 @@ pub(crate) fn as_browser(
 async fn the_code_and_pkce_flow_signs_people_in_with_the_right_roles() {
     let db = TestDb::migrated().await;
     let idp = OidcProvider::start(
-        &[(CLIENT, vec![format!("{SITE}/auth/callback")])],
+        &[(CLIENT, vec![format!("{SITE}/")])],
         &[
             Account::new("alice-sub", "alice@example.com", &[]).verified(),
             Account::new("root-sub", "root@example.com", &[]).verified(),
@@ -582,4 +582,61 @@ async fn without_a_provider_an_api_token_opens_a_session_and_sign_in_is_rate_lim
         limited,
         "the 11th sign-in attempt in a minute was not limited"
     );
+}
+
+/// The web UI lives at the site root, and the sign-in return is accepted at `/` (the
+/// seed's redirect URI, the default), at `/auth/callback`, and at a configured
+/// `auth.authentik.redirectPath`, whose URI is what the provider is sent.
+#[tokio::test]
+async fn the_web_ui_and_the_sign_in_return_live_at_the_site_root() {
+    let db = TestDb::migrated().await;
+    let idp = FakeIdp::start();
+    let app = app_for(&db, &idp.issuer(), vec![]).await;
+    let res = no_redirects().get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(res.headers()[header::LOCATION], "/console/");
+    for path in [
+        "/?code=c&state=s",
+        "/?error=access_denied",
+        "/auth/callback?code=c&state=s",
+    ] {
+        let res = no_redirects().get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(
+            res.text().await.unwrap().contains("/v1/auth/session"),
+            "{path}"
+        );
+    }
+    let login = login_to(&app, "/").await;
+    let uri = |location: &str| {
+        url::Url::parse(location)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "redirect_uri")
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(
+        uri(&login.location).as_deref(),
+        Some(format!("{SITE}/").as_str())
+    );
+
+    let db2 = TestDb::migrated().await;
+    let custom = app_for(
+        &db2,
+        &idp.issuer(),
+        vec![("auth.authentik.redirectPath".into(), json!("/signed-in"))],
+    )
+    .await;
+    let login = login_to(&custom, "/").await;
+    assert_eq!(
+        uri(&login.location).as_deref(),
+        Some(format!("{SITE}/signed-in").as_str())
+    );
+    let res = no_redirects()
+        .get(custom.url("/signed-in?code=c&state=s"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }
