@@ -22,6 +22,13 @@ pub enum Error {
     #[error("unauthorized: {0}")]
     Unauthorized(String),
 
+    /// A token refused because of its signing key — unknown (retired) or revoked. Unlike
+    /// `Unauthorized`, the cause is shown: it is about the key id in the token's own
+    /// header, which its holder can read anyway, and the seed's rotation runbook tells
+    /// operators to look for `token: unknown kid "<id>"`.
+    #[error("unauthorized: {0}")]
+    KeyRefused(String),
+
     /// Sign-in through the identity provider failed; unlike `Unauthorized`, the cause
     /// (issuer, audience, signature, clock, redirect URI) is shown, because the person
     /// or operator needs it to fix the setup and it reveals nothing about our secrets.
@@ -127,6 +134,7 @@ impl Error {
             Self::PayloadTooLarge(d) | Self::TooManyRequests(d) => d.clone(),
             Self::Unauthorized(_) => "Access token is missing or invalid".into(),
             Self::SignIn(d) => format!("sign-in failed: {d}"),
+            Self::KeyRefused(d) => d.clone(),
             Self::Unavailable(d) => d.clone(),
             Self::Pool(_) => "The database is busy; retry shortly".into(),
             Self::Database(diesel::result::Error::NotFound) => {
@@ -172,7 +180,9 @@ impl ResponseError for Error {
         use diesel::result::{DatabaseErrorKind, Error as D};
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) | Self::SignIn(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::SignIn(_) | Self::KeyRefused(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::Database(D::NotFound) => StatusCode::NOT_FOUND,
             Self::Conflict(_)

@@ -49,6 +49,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
             .with_stall_timeout(config.ipfs.pin_stall_timeout),
     );
     let tokens = token_service(&config)?;
+    tokens.cutoffs().reload(&db).await?;
     let delegates = Delegates::new(&config.ipfs.delegates, config.ipfs.public_delegates_only)?;
     let identity = match kubo.id().await {
         Ok(id) => Some(id),
@@ -362,6 +363,8 @@ fn spawn_background(
             orgs: state.orgs.clone(),
             standings: state.standings.clone(),
             events: state.events.clone(),
+            key_cutoffs: state.tokens.cutoffs().clone(),
+            db: state.db.clone(),
         })),
         tokio::spawn(crate::events::follow(
             state.config.postgres.dsn.expose().to_string(),

@@ -3,6 +3,7 @@
 
 pub mod caller;
 pub mod denylist;
+pub mod key_cutoffs;
 pub mod keys;
 pub mod oidc;
 pub mod return_to;

@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::{
+    key_cutoffs::KeyCutoffs,
     keys::KeySet,
     roles::{Role, Scope},
 };
@@ -82,6 +83,8 @@ pub struct TokenService {
     keys: KeySet,
     issuer: String,
     audience: String,
+    /// Keys whose tokens up to a moment are revoked (`admin revoke-token --kid`).
+    cutoffs: KeyCutoffs,
 }
 
 impl TokenService {
@@ -91,6 +94,7 @@ impl TokenService {
             keys,
             issuer: issuer.into(),
             audience: audience.into(),
+            cutoffs: KeyCutoffs::default(),
         }
     }
 
@@ -157,7 +161,7 @@ impl TokenService {
         let key = self
             .keys
             .get(&kid)
-            .ok_or_else(|| Error::Unauthorized(format!("token: unknown kid \"{kid}\"")))?;
+            .ok_or_else(|| Error::KeyRefused(format!("token: unknown kid \"{kid}\"")))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -175,7 +179,20 @@ impl TokenService {
                 data.claims.iat
             )));
         }
+        if let Some(cutoff) = self.cutoffs.refusing(&kid, data.claims.iat) {
+            let at = DateTime::<Utc>::from_timestamp(cutoff, 0).unwrap_or_default();
+            return Err(Error::KeyRefused(format!(
+                "token: key \"{kid}\" was revoked; its tokens issued up to {} are refused",
+                at.to_rfc3339()
+            )));
+        }
         Ok(data.claims)
+    }
+
+    /// The per-key cutoffs this service honours (shared: reloading them takes effect
+    /// at once).
+    pub fn cutoffs(&self) -> &KeyCutoffs {
+        &self.cutoffs
     }
 
     /// The issuer tokens carry.
@@ -237,7 +254,7 @@ mod tests {
             .verify(&rotated.mint(member()).unwrap().jwt)
             .unwrap_err();
         assert!(
-            matches!(err, Error::Unauthorized(ref m) if m == "token: unknown kid \"k2\""),
+            matches!(err, Error::KeyRefused(ref m) if m == "token: unknown kid \"k2\""),
             "{err}"
         );
     }

@@ -14,9 +14,12 @@ use futures_util::{future::BoxFuture, FutureExt};
 use uuid::Uuid;
 
 use crate::{
-    auth::denylist::Denylist,
+    auth::{denylist::Denylist, key_cutoffs::KeyCutoffs},
     cluster::scheduler::LiveNodes,
-    db::listen::{self, Heard},
+    db::{
+        listen::{self, Heard},
+        DbPool,
+    },
     error::Result,
     events::{Affected, EventHub},
     tenancy::{org_cache::OrgCache, standing::Standings},
@@ -38,6 +41,8 @@ pub enum Invalidation {
     User(Uuid),
     /// A session ended (logout).
     Session(Uuid),
+    /// A signing key's tokens were revoked up to a moment.
+    KeyCutoffs,
 }
 
 impl Invalidation {
@@ -48,6 +53,7 @@ impl Invalidation {
             Self::Org(id) => format!("org:{id}"),
             Self::User(id) => format!("user:{id}"),
             Self::Session(id) => format!("session:{id}"),
+            Self::KeyCutoffs => "key-cutoffs".to_string(),
         }
     }
 
@@ -58,6 +64,7 @@ impl Invalidation {
             Some(("user", id)) => id.parse().ok().map(Self::User),
             Some(("session", id)) => id.parse().ok().map(Self::Session),
             None if payload == "nodes" => Some(Self::Nodes),
+            None if payload == "key-cutoffs" => Some(Self::KeyCutoffs),
             _ => None,
         }
     }
@@ -123,6 +130,9 @@ pub struct Caches {
     /// Not a cache, but held by what the caches say: open event sockets are checked
     /// again once the caches have dropped what changed.
     pub events: EventHub,
+    /// Reloaded from `db` when a key's tokens are revoked.
+    pub key_cutoffs: KeyCutoffs,
+    pub db: DbPool,
 }
 
 impl Caches {
@@ -133,13 +143,28 @@ impl Caches {
             Invalidation::Org(id) => self.orgs.invalidate(id),
             Invalidation::User(id) => self.standings.invalidate(id),
             Invalidation::Session(_) => {}
+            Invalidation::KeyCutoffs => {
+                // Sockets re-check their tokens once the new cutoffs are in.
+                let (cutoffs, db, events) = (
+                    self.key_cutoffs.clone(),
+                    self.db.clone(),
+                    self.events.clone(),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = cutoffs.reload(&db).await {
+                        tracing::warn!(error = %e, "reloading signing-key cutoffs failed");
+                    }
+                    events.recheck(Affected::Everyone);
+                });
+                return;
+            }
         }
         let affected = match what {
             Invalidation::Token(jti) => Affected::Token(jti),
             Invalidation::User(id) => Affected::User(id),
             Invalidation::Session(id) => Affected::Session(id),
             Invalidation::Org(id) => Affected::Org(id),
-            Invalidation::Nodes => return,
+            Invalidation::Nodes | Invalidation::KeyCutoffs => return,
         };
         self.events.recheck(affected);
     }
@@ -149,6 +174,7 @@ impl Caches {
         self.live_nodes.invalidate();
         self.orgs.clear();
         self.standings.clear();
+        self.key_cutoffs.reload_soon(&self.db);
         self.events.recheck(Affected::Everyone);
     }
 }
@@ -181,6 +207,7 @@ mod tests {
             Invalidation::Org(jti),
             Invalidation::User(jti),
             Invalidation::Session(jti),
+            Invalidation::KeyCutoffs,
         ] {
             assert_eq!(Invalidation::decode(&what.encode()), Some(what));
         }

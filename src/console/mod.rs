@@ -154,7 +154,7 @@ pub async fn viewer(state: &AppState, req: &HttpRequest) -> Resolved {
 /// What a person sees when their session cannot act: sign-in again, or `Not found`.
 fn refusal(e: Error) -> HttpResponse {
     match e {
-        Error::Unauthorized(_) => redirect("/console/sign-in"),
+        Error::Unauthorized(_) | Error::KeyRefused(_) => redirect("/console/sign-in"),
         Error::Forbidden(_) | Error::NotFound(_) => not_found(),
         e => error_page(&e),
     }

@@ -374,6 +374,46 @@ pub async fn revoke_by_jti(
     .await
 }
 
+/// Refuses every token of `kid` issued up to `cutoff`, on every node, until
+/// `expires_at` (when none of them can still be valid); audited.
+pub async fn revoke_key(
+    db: &DbPool,
+    bus: Arc<dyn InvalidationBus>,
+    actor: String,
+    kid: &str,
+    cutoff: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    let kid = kid.to_string();
+    system_tx(db, |conn| {
+        async move {
+            diesel::sql_query(
+                "INSERT INTO key_cutoffs (kid, cutoff, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kid) DO UPDATE SET cutoff = greatest(key_cutoffs.cutoff, EXCLUDED.cutoff), \
+                 expires_at = greatest(key_cutoffs.expires_at, EXCLUDED.expires_at)",
+            )
+            .bind::<diesel::sql_types::Text, _>(&kid)
+            .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+            .bind::<diesel::sql_types::Timestamptz, _>(expires_at)
+            .execute(conn)
+            .await?;
+            bus.announce(conn, Invalidation::KeyCutoffs).await?;
+            audit::record(
+                conn,
+                AuditEntry::new(actor, "token.revoke_key", kid.clone()).details(json!({
+                    "kid": kid,
+                    "issued_up_to": cutoff,
+                    "kept_until": expires_at,
+                    "source": "cli",
+                })),
+            )
+            .await
+        }
+        .boxed()
+    })
+    .await
+}
+
 /// Deletes denylist entries whose tokens have expired anyway; returns how many.
 pub async fn prune_denylist(db: &DbPool) -> Result<usize> {
     system_tx(db, |conn| {

@@ -392,6 +392,7 @@ fn every_subcommand_has_help() {
         vec!["admin", "org", "--help"],
         vec!["admin", "mint-token", "--help"],
         vec!["admin", "rotate-signing-key", "--help"],
+        vec!["admin", "rotate-key", "--help"],
         vec!["admin", "cluster-presences", "--help"],
         vec!["admin", "cache-stats", "--help"],
     ] {

@@ -15,6 +15,7 @@ mod dev;
 mod events;
 mod http;
 mod invalidation;
+mod key_rotation;
 mod kubo_client;
 mod kubo_node;
 mod leader;

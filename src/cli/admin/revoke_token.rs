@@ -1,5 +1,6 @@
 //! `anchorage admin revoke-token`: put any token's jti (CLI-minted ones included) on the
-//! denylist until it would have expired anyway.
+//! denylist until it would have expired anyway; or, with `--kid`, refuse every token a
+//! signing key has issued so far (the compromise path of a key rotation).
 
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -9,7 +10,11 @@ use crate::{config::Config, error::Result, ids::TokenId, tenancy::tokens};
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// The token's jti (`tok_…`; `mint-token -v` prints it).
-    jti: TokenId,
+    #[arg(required_unless_present = "kid", conflicts_with = "kid")]
+    jti: Option<TokenId>,
+    /// Instead of one token: every token signed with this key id, issued up to now.
+    #[arg(long)]
+    kid: Option<String>,
     /// When the token expires (RFC 3339). The entry is kept until then. Default: now +
     /// auth.apiToken.maxTTL, which outlives any token anchorage mints.
     #[arg(long, value_name = "RFC3339")]
@@ -24,10 +29,21 @@ pub async fn run(args: RevokeArgs, config: &Config) -> Result<()> {
     let bus = std::sync::Arc::new(crate::cluster::invalidation::PgNotify::new(
         config.postgres.dsn.expose(),
     ));
-    tokens::revoke_by_jti(&pool, bus, super::cli_actor(), args.jti, expires_at).await?;
+    if let Some(kid) = &args.kid {
+        let cutoff = Utc::now();
+        tokens::revoke_key(&pool, bus, super::cli_actor(), kid, cutoff, expires_at).await?;
+        println!(
+            "revoked every token of key \"{kid}\" issued up to {} (refused until {})",
+            cutoff.to_rfc3339(),
+            expires_at.to_rfc3339()
+        );
+        return Ok(());
+    }
+    let jti = args.jti.expect("clap requires a jti without --kid");
+    tokens::revoke_by_jti(&pool, bus, super::cli_actor(), jti, expires_at).await?;
     println!(
         "revoked {} (denylisted until {})",
-        args.jti,
+        jti,
         expires_at.to_rfc3339()
     );
     Ok(())
