@@ -226,6 +226,9 @@ impl Oidc {
             )
             .add_scope(Scope::new("email".into()))
             .add_scope(Scope::new("profile".into()))
+            // The seed's walkthrough puts `groups` (anchorage-sysadmins) in a scope of its
+            // own; a provider without it ignores the request.
+            .add_scope(Scope::new("groups".into()))
             .set_pkce_challenge(challenge)
             .url();
         Ok(LoginStart {

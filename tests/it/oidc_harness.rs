@@ -70,7 +70,7 @@ async fn real_provider_does_code_and_pkce_without_a_browser() {
         .query_pairs_mut()
         .append_pair("client_id", CLIENT_ID)
         .append_pair("response_type", "code")
-        .append_pair("scope", "openid email profile")
+        .append_pair("scope", "openid email profile groups")
         .append_pair("redirect_uri", REDIRECT_URI)
         .append_pair("state", "state-1")
         .append_pair("nonce", "nonce-1")

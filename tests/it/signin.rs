@@ -640,3 +640,52 @@ async fn the_web_ui_and_the_sign_in_return_live_at_the_site_root() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// An ID token as the seed's Authentik walkthrough produces it: client `anchorage-web`
+/// (also the audience), scopes `openid email profile groups` with the `groups` scope
+/// mapping, Authentik's default `email` mapping (`email_verified: false`), and a hashed
+/// user id as `sub`. Membership of `anchorage-sysadmins` makes a sysadmin; the user row
+/// is what the walkthrough's psql check (with `oidc_subject`) finds.
+#[tokio::test]
+async fn an_id_token_shaped_as_the_authentik_walkthrough_signs_a_group_sysadmin_in() {
+    let db = TestDb::migrated().await;
+    let hashed = "4b0fb4ab1d2fd1e6d4bc5a2e0bd0b0a7c1a0f1e7a2b6ef5d7a9cc4e1b2d3f4a5";
+    let idp = OidcProvider::start(
+        &[("anchorage-web", vec![format!("{SITE}/")])],
+        &[Account::new(
+            hashed,
+            "admin@example.com",
+            &["anchorage-users", "anchorage-sysadmins"],
+        )],
+    );
+    let app = app_for(
+        &db,
+        &idp.issuer(),
+        vec![
+            ("auth.authentik.clientID".into(), json!("anchorage-web")),
+            ("auth.authentik.audience".into(), json!("anchorage-web")),
+        ],
+    )
+    .await;
+    let login = login_to(&app, "/").await;
+    let scope = url::Url::parse(&login.location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(scope.as_deref(), Some("openid email profile groups"));
+    let back = idp.authorize(&login.location, hashed).await;
+    let answer = finish(&app, &login, &back).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["sysadmin"], true, "{}", answer.body);
+    let rows = crate::pins_api::db_count(
+        &app,
+        &format!(
+            "SELECT count(*) AS n FROM (SELECT id, email, oidc_subject, is_sysadmin, created_at \
+             FROM users ORDER BY created_at DESC LIMIT 5) u \
+             WHERE oidc_subject = '{hashed}' AND is_sysadmin"
+        ),
+    )
+    .await;
+    assert_eq!(rows, 1, "the walkthrough's psql check finds the sysadmin");
+}

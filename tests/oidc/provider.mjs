@@ -121,17 +121,21 @@ const provider = new Provider(issuer, {
           email: account.email,
           email_verified: account.email_verified === true,
           groups: account.groups ?? [],
+          name: account.email.split('@')[0],
+          given_name: account.email.split('@')[0],
           preferred_username: account.email,
+          nickname: account.email.split('@')[0],
         };
       },
     };
   },
-  // `groups` rides on `profile` (so `openid email profile` is enough) and has a scope of
-  // its own too.
+  // As the seed's Authentik walkthrough configures it: `email` and `profile` as
+  // Authentik's default mappings give them, and `groups` from a scope mapping of its
+  // own (scope name `groups`), so a client that does not ask for it gets no groups.
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
-    profile: ['groups', 'preferred_username'],
+    profile: ['name', 'given_name', 'preferred_username', 'nickname'],
     groups: ['groups'],
   },
   // Put the scope's claims in the ID token even though an access token is issued too
