@@ -85,7 +85,9 @@ impl FromRequest for Caller {
                 (None, Some(own)) => own,
                 (None, None) => {
                     return Err(Error::BadRequest(format!(
-                        "this token belongs to no org; name one with the {ORG_HEADER} header"
+                        "this token belongs to no org; name one with the {ORG_HEADER} header, or, for a client \
+                         that cannot send headers (ipfs pin remote), mint a token for the org: \
+                         anchorage admin mint-token --role orgadmin --org <org>"
                     )))
                 }
             };

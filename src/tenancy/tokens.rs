@@ -259,7 +259,12 @@ pub async fn revoke(
                 .optional()?;
             let token = match found {
                 Some(t) if any || t.subject == subject => t,
-                _ => return Err(Error::NotFound(format!("no token {jti}"))),
+                _ => {
+                    return Err(Error::NotFound(format!(
+                        "no token {jti} made over the API that you may revoke; a token from \
+                         `anchorage admin mint-token` is revoked with `anchorage admin revoke-token {jti}`"
+                    )))
+                }
             };
             diesel::update(api_tokens::table.find(token.jti))
                 .set(api_tokens::revoked_at.eq(diesel::dsl::now))

@@ -32,5 +32,6 @@ mod rls;
 mod scale;
 mod security_abuse;
 mod security_signin;
+mod seed_commands;
 mod signin;
 mod tokens_api;

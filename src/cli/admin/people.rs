@@ -20,6 +20,7 @@ pub async fn grant_sysadmin(email: String, config: &Config) -> Result<()> {
     let pool = super::cli_pool(config)?;
     let bus = std::sync::Arc::new(PgNotify::new(config.postgres.dsn.expose()));
     let actor = super::cli_actor();
+    let who = email.clone();
     system_tx(&pool, |conn| {
         async move {
             if !users::grant_sysadmin(conn, bus.as_ref(), &email).await? {
@@ -32,7 +33,7 @@ pub async fn grant_sysadmin(email: String, config: &Config) -> Result<()> {
         .boxed()
     })
     .await?;
-    println!("granted sysadmin");
+    println!("granted sysadmin to {who}");
     Ok(())
 }
 
