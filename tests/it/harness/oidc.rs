@@ -31,7 +31,9 @@ use tempfile::TempDir;
 /// The issuer's path (trailing slash included), as Authentik names its providers.
 pub const ISSUER_PATH: &str = "/application/o/anchorage/";
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Node starts the provider in about a second; under a full parallel run (browsers,
+/// several Kubo nodes and providers at once on two cores) it has taken over 20 s.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A user the provider knows; `sub` is also what `login_hint` names.
 #[derive(Debug, Clone)]
