@@ -20,6 +20,18 @@ async fn losing_the_invalidation_feed_drops_the_caches() {
     let app = app(&db).await;
     let org = app.create_org("acme").await;
     let token = app.token(Some(org), Role::Member, None);
+    // The feed drops every cache when it starts listening: warm the cache only after.
+    let listening = "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE query LIKE 'LISTEN anchorage_invalidate%'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::pins_api::db_count(&app, listening).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the invalidation feed never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, _) = send(app.req(Method::GET, "/v1/pins", &token)).await;
     assert_eq!(status, 200, "the token is now cached as valid");
 
