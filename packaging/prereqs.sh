@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs what `anchorage dev` and the test suite need on a fresh Debian/Ubuntu machine,
-# skipping whatever is already there: PostgreSQL server binaries, python3 with pip,
-# PyPI's kubo-python (the real Kubo core, libkubo, that the local IPFS node runs on),
-# Node.js with npm (for the tests' OpenID Provider and browser driver) and Chromium (for
-# the browser tests).
+# Installs what `anchorage dev` needs on a fresh Debian/Ubuntu machine, skipping whatever
+# is already there: PostgreSQL server binaries, python3 with pip and PyPI's kubo-python
+# (the real Kubo core, libkubo, that the local IPFS node runs on). With --tests, also what
+# only the test suite needs: Node.js with npm (the tests' OpenID Provider and browser
+# driver) and Chromium (the browser tests).
 set -euo pipefail
+
+for_tests=false
+[ "${1:-}" = "--tests" ] && for_tests=true
 
 have_postgres() {
   command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
@@ -15,13 +18,15 @@ have_postgres || missing+=(postgresql)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
-# Node.js and npm run the login tests' OpenID Provider (tests/oidc: oidc-provider 9 needs
-# Node 20.18+; the machines ship Node 20, Debian 12's own nodejs is only 18).
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
-# Debian's Chromium, headless, for the console's browser tests (tests/e2e drives it with
-# playwright-core; nothing downloads a browser of its own).
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+if $for_tests; then
+  # Node.js and npm run the login tests' OpenID Provider (tests/oidc: oidc-provider 9
+  # needs Node 20.18+; the machines ship Node 20, Debian 12's own nodejs is only 18).
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  # Debian's Chromium, headless, for the console's browser tests (tests/e2e drives it
+  # with playwright-core; nothing downloads a browser of its own).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/anchorage/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-bash packaging/prereqs.sh
+bash packaging/prereqs.sh --tests
 
 test_pg="$CARGO_TARGET_DIR/tmp/anchorage-test-pg"
 cleanup() {

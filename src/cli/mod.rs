@@ -3,6 +3,7 @@
 
 mod admin;
 mod dev;
+mod healthcheck;
 mod migrate;
 mod serve;
 
@@ -18,7 +19,7 @@ use crate::{
 
 /// anchorage — a multi-tenant IPFS pinning service (IPFS Pinning Services API v1.0.0).
 #[derive(Debug, Parser)]
-#[command(name = "anchorage", version, about, long_about = None, propagate_version = true)]
+#[command(name = "anchorage", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// YAML config file. Default: /etc/anchorage/anchorage.yaml when it exists.
     /// ANCHORAGE_* environment variables and flags override it.
@@ -28,6 +29,14 @@ pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// `anchorage --version`: the release and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ANCHORAGE_GIT_COMMIT"),
+    ")"
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -42,6 +51,9 @@ enum Command {
     /// Operator tools.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Exit 0 when the server answers `/v1/health` (for container HEALTHCHECKs, which
+    /// then need no curl).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Parses arguments, runs the command on a multi-threaded runtime and maps errors to
@@ -77,6 +89,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Dev(args) => dev::run(args, file).await,
         Command::Migrate(cmd) => migrate::run(cmd, load(file, vec![])?).await,
         Command::Admin(cmd) => admin::run(cmd, file).await,
+        Command::Healthcheck(args) => healthcheck::run(args, file).await,
     }
 }
 

@@ -12,12 +12,14 @@ use serde_json::Value;
 pub const ENV_PREFIX: &str = "ANCHORAGE_";
 
 /// Variables with the prefix that belong to client tooling (a `dev.env`
-/// file), not to the server: never read as configuration, never warned about.
-pub const RESERVED_ENV: [&str; 4] = [
+/// file) or to `anchorage dev` (where its IPFS shim is), not to the server: never
+/// read as configuration, never warned about.
+pub const RESERVED_ENV: [&str; 5] = [
     "ANCHORAGE_URL",
     "ANCHORAGE_ORG",
     "ANCHORAGE_TOKEN",
     "ANCHORAGE_ADMIN_TOKEN",
+    "ANCHORAGE_DEV_SHIM",
 ];
 
 /// The environment variable for a dotted key:

@@ -1,7 +1,8 @@
 //! A local IPFS node for `anchorage dev` and the tests: the real Kubo core (libkubo from
-//! PyPI's `kubo-python`) behind a small Python server, `kubo_shim.py`, that speaks the
-//! part of Kubo's `/api/v0` RPC anchorage uses. The script is embedded in the binary and
-//! written next to the repo it serves.
+//! PyPI's `kubo-python`) behind a small Python server, `tools/kubo-shim/kubo_shim.py`,
+//! that speaks the part of Kubo's `/api/v0` RPC anchorage uses. The script is a
+//! development tool, not part of the product: it is found in the checkout the binary was
+//! built from, or at `ANCHORAGE_DEV_SHIM`, and never compiled in.
 
 use std::{
     fs,
@@ -16,8 +17,36 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// The shim's source, embedded so `anchorage dev` needs no checkout.
-pub const SHIM_SOURCE: &str = include_str!("kubo_shim.py");
+/// Where the shim is in the checkout the binary was built from.
+const CHECKOUT_SHIM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/kubo-shim/kubo_shim.py");
+
+/// Names the shim's path when the binary runs away from its checkout.
+pub const SHIM_ENV: &str = "ANCHORAGE_DEV_SHIM";
+
+/// The shim script: `ANCHORAGE_DEV_SHIM`, else the checkout's, else an error saying how
+/// to get one.
+pub fn shim_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(SHIM_ENV) {
+        let path = PathBuf::from(path);
+        return match path.is_file() {
+            true => Ok(path),
+            false => Err(Error::config(
+                "ANCHORAGE_DEV_SHIM",
+                format!("{} is not a file", path.display()),
+            )),
+        };
+    }
+    let checkout = PathBuf::from(CHECKOUT_SHIM);
+    if checkout.is_file() {
+        return Ok(checkout);
+    }
+    Err(Error::config(
+        "ANCHORAGE_DEV_SHIM",
+        "the local IPFS node needs tools/kubo-shim/kubo_shim.py from an anchorage checkout: \
+         run `anchorage dev` from a checkout (packaging/quickstart.sh), set ANCHORAGE_DEV_SHIM to the script, \
+         or point ipfs.rpc at a running Kubo",
+    ))
+}
 
 /// How long a node may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -53,8 +82,7 @@ impl LocalKubo {
     pub fn start(repo: &Path, ports: KuboPorts) -> Result<Self> {
         fs::create_dir_all(repo)
             .map_err(|e| Error::io(format!("creating {}", repo.display()), e))?;
-        let script = repo.with_file_name("kubo_shim.py");
-        write_if_changed(&script, SHIM_SOURCE)?;
+        let script = shim_path()?;
         let log_path = repo.with_extension("log");
         let log = fs::File::create(&log_path)
             .map_err(|e| Error::io(format!("creating {}", log_path.display()), e))?;
@@ -155,11 +183,4 @@ fn python() -> String {
         .ok()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "python3".to_string())
-}
-
-fn write_if_changed(path: &Path, contents: &str) -> Result<()> {
-    if fs::read_to_string(path).ok().as_deref() == Some(contents) {
-        return Ok(());
-    }
-    fs::write(path, contents).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }

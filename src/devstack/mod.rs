@@ -62,7 +62,8 @@ impl DevStack {
         let user = crate::config::load(src)?.config;
         let defaults = Config::default();
 
-        let mut pg = None;
+        // Whatever fails from here on, the private Postgres we start does not outlive it.
+        let mut pg = StopOnFailure(None);
         let (dsn, migration_dsn) = if user.postgres.dsn.expose() != defaults.postgres.dsn.expose() {
             let migration = user
                 .postgres
@@ -100,7 +101,7 @@ impl DevStack {
                 cluster.dsn(OWNER_ROLE, DB_NAME),
             );
             tracing::info!(port = cluster.port, dir = %cluster.data_dir.display(), "private PostgreSQL is up");
-            pg = Some(cluster);
+            pg.0 = Some(cluster);
             urls
         };
         let server_role = migrate::dsn_user(&dsn);
@@ -180,7 +181,7 @@ impl DevStack {
         Ok(Self {
             config,
             data_dir,
-            postgres: pg,
+            postgres: pg.0.take(),
             kubo: local_kubo,
             env,
         })
@@ -205,6 +206,21 @@ impl DevStack {
             node.stop();
         }
         if let Some(pg) = self.postgres.take().filter(|pg| pg.started_here) {
+            if let Err(e) = pg.stop() {
+                tracing::warn!(error = %e, "stopping the private PostgreSQL");
+            }
+        }
+    }
+}
+
+/// Holds the private Postgres while `dev` brings the rest up, and stops it (if `dev`
+/// started it) when that fails; a local IPFS node stops on its own when dropped.
+struct StopOnFailure(Option<postgres::PgCluster>);
+
+impl Drop for StopOnFailure {
+    fn drop(&mut self) {
+        if let Some(pg) = self.0.take().filter(|pg| pg.started_here) {
+            tracing::info!("stopping the private PostgreSQL: dev did not come up");
             if let Err(e) = pg.stop() {
                 tracing::warn!(error = %e, "stopping the private PostgreSQL");
             }

@@ -393,6 +393,7 @@ fn every_subcommand_has_help() {
         vec!["admin", "mint-token", "--help"],
         vec!["admin", "rotate-signing-key", "--help"],
         vec!["admin", "rotate-key", "--help"],
+        vec!["healthcheck", "--help"],
         vec!["admin", "cluster-presences", "--help"],
         vec!["admin", "cache-stats", "--help"],
     ] {
@@ -570,4 +571,43 @@ fn serve_refuses_the_nats_backend_until_it_exists() {
         err.contains("cluster.backend") && err.contains("nats is not available"),
         "{err}"
     );
+}
+
+#[test]
+fn version_names_the_release_and_the_commit() {
+    let out = anchorage(&["--version"], &[]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    let commit = text
+        .split("(commit ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no commit in {text}"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text}"
+    );
+}
+
+/// The image's HEALTHCHECK: exit 0 only when the server answers /v1/health.
+#[tokio::test]
+async fn healthcheck_exits_zero_only_for_a_healthy_server() {
+    let db = TestDb::migrated().await;
+    let app = crate::harness::TestApp::spawn_api_only(&db, "http://127.0.0.1:9", vec![]).await;
+    // The in-process server needs this runtime's thread while the CLI waits.
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || anchorage(&["healthcheck", "--url", &base], &[]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("healthy"), "{}", stdout(&out));
+    let closed = format!(
+        "http://127.0.0.1:{}",
+        anchorage::devstack::postgres::free_port().unwrap()
+    );
+    let out = anchorage(&["healthcheck", "--url", &closed, "--timeout", "1s"], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/v1/health"), "{}", stderr(&out));
 }

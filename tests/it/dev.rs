@@ -224,3 +224,66 @@ fn a_private_cluster_recovers_from_a_stale_pid_file() {
     again.stop().unwrap();
     assert!(!dir.join("postmaster.pid").exists());
 }
+
+/// When a later step fails (here the local IPFS node cannot start), `dev` exits with an
+/// error and stops the private Postgres it started.
+#[test]
+fn a_failed_start_stops_the_private_postgres() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data_dir = dir.path().join("stack");
+    let broken = dir.path().join("broken_shim.py");
+    fs::write(
+        &broken,
+        "import sys\nsys.exit('this IPFS node cannot start')\n",
+    )
+    .unwrap();
+    let out = crate::harness::bin::anchorage()
+        .args(["dev", "--data-dir"])
+        .arg(&data_dir)
+        .env(
+            "ANCHORAGE_SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("ANCHORAGE_IPFS__RPC", "http://127.0.0.1:9")
+        .env("ANCHORAGE_DEV_SHIM", &broken)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    // Whatever happens, no cluster outlives the test.
+    let _ = anchorage::devstack::postgres::stop_dir(&data_dir.join("postgres"));
+    assert!(
+        !out.status.success(),
+        "dev came up with a broken IPFS node:\n{log}"
+    );
+    assert!(log.contains("private PostgreSQL is up"), "{log}");
+    assert!(
+        !data_dir.join("postgres/postmaster.pid").exists(),
+        "the private Postgres was left running:\n{log}"
+    );
+}
+
+/// The binary carries no Python: the dev IPFS shim is a tool of the checkout.
+#[test]
+fn the_binary_contains_no_python() {
+    let binary = fs::read(env!("CARGO_BIN_EXE_anchorage")).unwrap();
+    let shim = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tools/kubo-shim/kubo_shim.py"
+    ))
+    .unwrap();
+    for needle in [
+        "kubo_shim — a tiny Kubo-compatible HTTP RPC server",
+        "import ctypes",
+    ] {
+        assert!(
+            shim.contains(needle),
+            "the check looks for a line of the shim: {needle}"
+        );
+        assert!(
+            !binary.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "the binary contains {needle:?}"
+        );
+    }
+}
