@@ -68,6 +68,8 @@ impl Default for Postgres {
         Self {
             dsn: Secret::from("postgres://anchorage@127.0.0.1:5432/anchorage"),
             migration_dsn: None,
+            password_file: None,
+            migration_password_file: None,
             max_connections: 16,
             connect_timeout: secs(5),
             statement_timeout: secs(30),

@@ -145,6 +145,7 @@ pub(super) fn layer(file: Option<(&Path, &str)>, src: &ConfigSource) -> Result<L
         let key = err.path().to_string();
         with_origin(key, err.into_inner().to_string(), &origins)
     })?;
+    let config = super::secret_files::resolve(config)?;
     config
         .check()
         .map_err(|Invalid { key, message }| with_origin(key, message, &origins))?;

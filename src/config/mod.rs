@@ -18,6 +18,7 @@ mod env;
 mod load;
 mod model;
 mod secret;
+mod secret_files;
 mod validate;
 
 #[cfg(test)]

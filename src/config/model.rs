@@ -92,6 +92,10 @@ pub struct Postgres {
     /// Connection string for migrations (a more privileged role); `dsn` when unset.
     #[serde(rename = "migrationDSN")]
     pub migration_dsn: Option<Secret>,
+    /// A file holding the password of `dsn`'s user (e.g. a container secret).
+    pub password_file: Option<PathBuf>,
+    /// A file holding the password of `migrationDSN`'s user.
+    pub migration_password_file: Option<PathBuf>,
     /// Pool size.
     pub max_connections: usize,
     /// Time allowed to open a connection.
