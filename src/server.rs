@@ -8,7 +8,7 @@ use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
 use apistos::app::OpenApiWrapper;
 
 use crate::{
-    api::{self, rate_limit},
+    api::{self, rate_limit, session_gate::SessionGate},
     auth::{denylist::Denylist, keys::KeySet, keys::SigningKey, TokenService},
     cluster::{
         delegates::Delegates,
@@ -16,6 +16,7 @@ use crate::{
         invalidation::{self, InvalidationBus, PgNotify},
         leader::{self, Leadership, PgLease},
         nodes::{self, Presence},
+        readiness::Readiness,
         repair,
         scheduler::LiveNodes,
     },
@@ -88,7 +89,6 @@ pub async fn build_state(config: Config) -> Result<AppState> {
     let (leadership, leadership_tx) = Leadership::new();
     let live_nodes = LiveNodes::new(config.cluster.heartbeat * 2, config.cluster.node_ttl)
         .with_counters(metrics.cache("live_nodes"));
-    let limits = rate_limit::Limits::new(&config.server.rate_limit);
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -107,10 +107,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         live_nodes,
         leadership,
         leadership_tx: Arc::new(leadership_tx),
-        limits,
-        session_gate: Default::default(),
         fetching: Default::default(),
-        readiness: Default::default(),
         presence: Arc::new(tokio::sync::Mutex::new(presence)),
     })
 }
@@ -222,8 +219,11 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         statement_timeout: app_state.config.postgres.statement_timeout,
     };
     let prometheus = data.metrics.http_middleware()?;
-    // Off limits still need a governor value for the Condition wrapper; it never runs.
-    let limits = data.limits.clone();
+    // Built once per node, so every HTTP worker counts against the same limits; off
+    // limits still need a governor value for the Condition wrapper, which never runs it.
+    let limits = rate_limit::Limits::new(&data.config.server.rate_limit);
+    let session_gate = web::Data::new(SessionGate::new(limits.clone()));
+    let readiness = web::Data::new(Readiness::default());
     let (limit_anonymous, limit_sign_in, limit_orgs) = (
         limits.anonymous.is_some(),
         limits.sign_in.is_some(),
@@ -255,6 +255,8 @@ pub fn start(state: AppState, listener: TcpListener, work: Work) -> Result<Runni
         App::new()
             .document(api::openapi::spec())
             .app_data(web::Data::new(worker_state))
+            .app_data(session_gate.clone())
+            .app_data(readiness.clone())
             // Outermost last: paths are normalised, unknown methods renamed, the client
             // IP resolved, then latency
             // per route, the access log and the response counter see everything

@@ -48,14 +48,8 @@ pub struct AppState {
     pub leadership: Leadership,
     /// Publishes leadership; the election loop owns the sending side's use.
     pub leadership_tx: Arc<tokio::sync::watch::Sender<Option<i64>>>,
-    /// Every configured rate limit (shared by the HTTP workers).
-    pub limits: crate::api::rate_limit::Limits,
-    /// Which session cookies may cost a database lookup.
-    pub session_gate: crate::api::session_gate::SessionGate,
     /// The CIDs this node's Kubo is fetching right now.
     pub fetching: crate::placements::fetching::Fetching,
-    /// The last readiness verdict, shared by every probe for a second.
-    pub readiness: crate::cluster::readiness::Readiness,
     /// The claim on this node's name, kept by the heartbeat.
     pub presence: Arc<tokio::sync::Mutex<Presence>>,
 }

@@ -17,7 +17,7 @@ use actix_web::{
 use futures_util::FutureExt;
 use std::net::IpAddr;
 
-use super::client_ip::ClientIp;
+use super::{client_ip::ClientIp, session_gate::SessionGate};
 use uuid::Uuid;
 
 use crate::{
@@ -28,44 +28,7 @@ use crate::{
     state::AppState,
 };
 
-/// The verified claims of the request's bearer token or session.
-#[derive(Debug, Clone)]
-pub struct VerifiedToken(pub Claims);
-
-/// `Bearer <token>` (scheme case-insensitive) from an `Authorization` value.
-pub fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// Header a sysadmin uses to act in a named org.
-pub const ORG_HEADER: &str = "X-Anchorage-Org";
-
-/// The org a request names: `X-Anchorage-Org`, or — because browsers cannot set headers
-/// on a WebSocket — `?org=` on the events socket.
-pub fn named_org(req: &HttpRequest) -> crate::error::Result<Option<OrgId>> {
-    let parse = |text: &str| {
-        text.trim()
-            .parse::<OrgId>()
-            .map(Some)
-            .map_err(|_| Error::BadRequest(format!("{ORG_HEADER} must be an org id (org_…)")))
-    };
-    if let Some(value) = req.headers().get(ORG_HEADER) {
-        let text = value
-            .to_str()
-            .map_err(|_| Error::BadRequest(format!("{ORG_HEADER} is not text")))?;
-        return parse(text);
-    }
-    if req.path() == "/v1/events" {
-        let query: Vec<(String, String)> =
-            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-        if let Some((_, org)) = query.into_iter().find(|(k, _)| k == "org") {
-            return parse(&org);
-        }
-    }
-    Ok(None)
-}
+pub use super::verified::{bearer, named_org, VerifiedToken, ORG_HEADER};
 
 /// What a request authenticated with, kept so that an event socket can check it again
 /// when a revocation or membership change is announced.
@@ -205,17 +168,20 @@ pub async fn middleware(
         let named = named_org(req.request()).ok().flatten();
         let secret = cookie.value().to_string();
         // A cookie nobody has seen live costs a lookup only from the anonymous allowance.
+        let gate = req.app_data::<web::Data<SessionGate>>().cloned();
         let client = ClientIp::of(req.request()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if !state
-            .session_gate
-            .may_look_up(&secret, client, &state.limits)
+        if gate
+            .as_ref()
+            .is_some_and(|g| !g.may_look_up(&secret, client))
         {
             return next.call(req).await;
         }
         let found = verify_session(&state, &secret, named).await;
-        match &found {
-            Ok(Some(_)) => state.session_gate.found_live(&secret),
-            _ => state.session_gate.found_nothing(&secret),
+        if let Some(gate) = &gate {
+            match &found {
+                Ok(Some(_)) => gate.found_live(&secret),
+                _ => gate.found_nothing(&secret),
+            }
         }
         match found {
             Ok(Some(found)) => {

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use apistos::api_operation;
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::{cluster::readiness::Readiness, state::AppState};
 
 /// `GET /v1/health`: 200 while the process runs.
 #[api_operation(
@@ -26,8 +26,8 @@ pub async fn health() -> HttpResponse {
     summary = "Readiness: 200 when Postgres and this node's Kubo answer and it is not draining, else 503 naming what failed",
     no_security
 )]
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let verdict = state.readiness.verdict(&state).await;
+pub async fn ready(state: web::Data<AppState>, readiness: web::Data<Readiness>) -> HttpResponse {
+    let verdict = readiness.verdict(&state).await;
     if verdict.ready {
         HttpResponse::Ok().json(verdict.body)
     } else {

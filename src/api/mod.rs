@@ -17,6 +17,7 @@ pub mod pins;
 pub mod rate_limit;
 pub mod session_gate;
 pub mod tokens;
+pub mod verified;
 
 use actix_web::web;
 use apistos::web::{delete, get, head, patch, post, put, resource, ServiceConfig};

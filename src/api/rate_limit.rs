@@ -25,8 +25,8 @@ use actix_web::{dev::ServiceRequest, HttpMessage, HttpResponse, HttpResponseBuil
 use uuid::Uuid;
 
 use super::{
-    authn::{named_org, VerifiedToken},
     client_ip::ClientIp,
+    verified::{named_org, VerifiedToken},
 };
 use crate::{auth::Role, error::ErrorBody};
 

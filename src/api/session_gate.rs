@@ -17,24 +17,26 @@ const REMEMBER_FOR: Duration = Duration::from_secs(600);
 /// Most cookies remembered.
 const CAPACITY: u64 = 100_000;
 
-/// Session cookies this node found live lately, by the hash of their secret.
+/// Session cookies this node found live lately, by the hash of their secret, and the
+/// limits an unknown one is paid from. One per node, handed to the HTTP workers as app
+/// data.
 #[derive(Clone)]
 pub struct SessionGate {
     known: CountedCache<Vec<u8>, ()>,
-}
-
-impl Default for SessionGate {
-    fn default() -> Self {
-        Self {
-            known: CountedCache::new(REMEMBER_FOR, CAPACITY),
-        }
-    }
+    limits: Limits,
 }
 
 impl SessionGate {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            known: CountedCache::new(REMEMBER_FOR, CAPACITY),
+            limits,
+        }
+    }
+
     /// Whether the cookie `secret` from `client` may be looked up now.
-    pub fn may_look_up(&self, secret: &str, client: IpAddr, limits: &Limits) -> bool {
-        self.known.get(&session::hash(secret)).is_some() || limits.spend_anonymous(client)
+    pub fn may_look_up(&self, secret: &str, client: IpAddr) -> bool {
+        self.known.get(&session::hash(secret)).is_some() || self.limits.spend_anonymous(client)
     }
 
     /// The lookup found the session live.
