@@ -440,6 +440,7 @@ impl TestCluster {
 
     async fn wait_healthy(&mut self, i: usize) {
         let started = Instant::now();
+        let mut rebinds = 0;
         loop {
             let ok = self
                 .http
@@ -454,6 +455,17 @@ impl TestCluster {
             }
             let child = self.nodes[i].child.as_mut().expect("spawned");
             if let Some(status) = child.try_wait().unwrap() {
+                // The free port we picked was taken by another test before the node
+                // bound it: pick another and start again.
+                let log = self.log(i);
+                let tail = &log[log.rfind("===== harness: spawning").unwrap_or(0)..];
+                if tail.contains("Address already in use") && rebinds < 3 {
+                    rebinds += 1;
+                    self.nodes[i].child = None;
+                    self.nodes[i].port = free_port().unwrap();
+                    self.spawn(i);
+                    continue;
+                }
                 panic!(
                     "{} exited before it was healthy ({status}):\n{}",
                     self.nodes[i].name,
