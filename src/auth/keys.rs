@@ -48,9 +48,17 @@ impl SigningKey {
     /// so a key written by `rotate-signing-key` and one made by hand both work.
     pub fn load(id: &str, path: &Path) -> Result<Self> {
         let raw = fs::read(path).map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "; create it with `openssl rand -base64 48 > {0}` (then chmod 0400 and chown to the service user) \
+                     or `anchorage admin rotate-signing-key --id {id} --out {0}`",
+                    path.display()
+                ),
+                _ => String::new(),
+            };
             Error::config(
                 "auth.apiToken.signingKeys",
-                format!("cannot read key '{id}' at {}: {e}", path.display()),
+                format!("cannot read key '{id}' at {}: {e}{hint}", path.display()),
             )
         })?;
         let end = raw
@@ -175,6 +183,13 @@ mod tests {
         }
         SigningKey::load("k1", &path).unwrap();
         assert!(write_new_key_file(&path).is_err(), "must not overwrite");
+        let missing = SigningKey::load("k2", &dir.path().join("absent"))
+            .err()
+            .unwrap();
+        assert!(
+            missing.to_string().contains("openssl rand -base64 48 >"),
+            "{missing}"
+        );
     }
 
     #[test]
