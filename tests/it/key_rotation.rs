@@ -9,8 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::Engine;
-use rand::RngCore;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -160,14 +158,6 @@ async fn all_verify(nodes: &[&Node], tokens: &[String], moment: &str) {
     }
 }
 
-/// A key file as the deploy guide makes it: `openssl rand -base64 48`.
-fn seed_key(path: &Path) {
-    let mut bytes = [0u8; 48];
-    rand::rng().fill_bytes(&mut bytes);
-    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-    std::fs::write(path, format!("{text}\n")).unwrap();
-}
-
 fn entry(id: &str, path: &Path, primary: bool) -> Value {
     match primary {
         true => json!({"id": id, "path": path, "primary": true}),
@@ -180,7 +170,7 @@ async fn the_three_step_rotation_never_refuses_a_live_token_and_a_key_can_be_rev
     let db = TestDb::migrated().await;
     let dir = TempDir::new().unwrap();
     let old: PathBuf = dir.path().join("jwt.key");
-    seed_key(&old);
+    crate::harness::app::seed_key_file(&old);
     let log = dir.path().join("serve.log");
     let (port_a, port_b) = (free_port(), free_port());
     let steady = json!([entry("2026-04", &old, true)]);

@@ -57,7 +57,7 @@ pub(crate) async fn wait_status(
 }
 
 /// Waits until `check` holds.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

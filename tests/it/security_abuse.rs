@@ -18,7 +18,9 @@ use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::Request, M
 
 use crate::{
     harness::{counting_proxy::CountingProxy, kubo::random_bytes, send, KuboNode, TestApp, TestDb},
-    pinning::{app_on, canonical, kubo_pins, org_token, post_pin, start_nodes, wait_status},
+    pinning::{
+        app_on, canonical, eventually, kubo_pins, org_token, post_pin, start_nodes, wait_status,
+    },
     pins_api::{db_count, PEER},
     security_signin::{person, token_for},
     signin::post_session,
@@ -293,16 +295,15 @@ async fn cid_of(node: &KuboNode, bytes: Vec<u8>) -> String {
     body["Hash"].as_str().unwrap().to_string()
 }
 
-async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Deletes pin request `id` and waits until the unpin job has removed `key`'s placements.
+async fn delete_and_wait_for_unpin(app: &TestApp, token: &str, id: &str, key: &str) {
+    let (status, body) = send(app.req(Method::DELETE, &format!("/v1/pins/{id}"), token)).await;
+    assert_eq!(status, 202, "{body}");
+    let placements = format!("SELECT count(*) AS n FROM placements WHERE cid = '{key}'");
+    eventually("the unpin ran", Duration::from_secs(20), || async {
+        db_count(app, &placements).await == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -328,7 +329,7 @@ async fn a_pin_deleted_while_its_content_is_still_arriving_does_not_stay_on_kubo
     .await;
     let key = canonical(&cid);
     let owned = format!("SELECT count(*) AS n FROM owned_pins WHERE cid = '{key}'");
-    until("the fetch starts", Duration::from_secs(20), || async {
+    eventually("the fetch starts", Duration::from_secs(20), || async {
         db_count(
             &app,
             "SELECT count(*) AS n FROM placements WHERE state = 'pinning'",
@@ -340,17 +341,7 @@ async fn a_pin_deleted_while_its_content_is_still_arriving_does_not_stay_on_kubo
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let (status, body) = send(app.req(Method::DELETE, &format!("/v1/pins/{id}"), &token)).await;
-    assert_eq!(status, 202, "{body}");
-    until("the unpin ran", Duration::from_secs(20), || async {
-        db_count(
-            &app,
-            &format!("SELECT count(*) AS n FROM placements WHERE cid = '{key}'"),
-        )
-        .await
-            == 0
-    })
-    .await;
+    delete_and_wait_for_unpin(&app, &token, &id, &key).await;
     assert!(!kubo_pins(&ours).await.contains(&key), "not pinned yet");
 
     // The content turns up; the fetch that was still running completes on Kubo.
@@ -358,7 +349,7 @@ async fn a_pin_deleted_while_its_content_is_still_arriving_does_not_stay_on_kubo
     let _ = ours
         .rpc("swarm/connect", &[("arg", origin.swarm_addr())])
         .await;
-    until("the late fetch lands", Duration::from_secs(60), || async {
+    eventually("the late fetch lands", Duration::from_secs(60), || async {
         kubo_pins(&ours).await.contains(&key)
     })
     .await;
@@ -420,21 +411,11 @@ async fn the_ledger_row_of_a_deleted_pin_whose_fetch_never_lands_is_forgotten() 
     let id = post_pin(&app, &token, json!({"cid": cid})).await;
     let key = canonical(&cid);
     let owned = format!("SELECT count(*) AS n FROM owned_pins WHERE cid = '{key}'");
-    until("the fetch starts", Duration::from_secs(20), || async {
+    eventually("the fetch starts", Duration::from_secs(20), || async {
         db_count(&app, &owned).await == 1
     })
     .await;
-    let (status, body) = send(app.req(Method::DELETE, &format!("/v1/pins/{id}"), &token)).await;
-    assert_eq!(status, 202, "{body}");
-    until("the unpin ran", Duration::from_secs(20), || async {
-        db_count(
-            &app,
-            &format!("SELECT count(*) AS n FROM placements WHERE cid = '{key}'"),
-        )
-        .await
-            == 0
-    })
-    .await;
+    delete_and_wait_for_unpin(&app, &token, &id, &key).await;
     // While the fetch may still land, the row stays.
     reconcile(&app.state).await.unwrap();
     assert_eq!(db_count(&app, &owned).await, 1, "forgotten mid-fetch");

@@ -5,11 +5,9 @@
 //! `/etc/anchorage` and the placeholders (`org_...`, `<email>`, `bafybeig...`) are
 //! substituted; everything else runs as written. A row with no assertion fails.
 
-use std::{collections::HashMap, path::Path, process::Output, time::Duration};
+use std::{collections::HashMap, process::Output, time::Duration};
 
 use anchorage::auth::Role;
-use base64::Engine;
-use rand::RngCore;
 use reqwest::Method;
 use serde_json::json;
 use tempfile::TempDir;
@@ -170,14 +168,6 @@ impl Stack {
     }
 }
 
-/// A key file as the deploy guide makes it: `openssl rand -base64 48 > …`.
-fn seed_key(path: &Path) {
-    let mut bytes = [0u8; 48];
-    rand::rng().fill_bytes(&mut bytes);
-    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-    std::fs::write(path, format!("{text}\n")).unwrap();
-}
-
 #[tokio::test]
 async fn every_seed_command_works_as_written_or_says_what_to_do_instead() {
     let rows = rows();
@@ -185,7 +175,7 @@ async fn every_seed_command_works_as_written_or_says_what_to_do_instead() {
     let kubo = tokio::task::spawn_blocking(KuboNode::start).await.unwrap();
     let dir = TempDir::new().unwrap();
     let key = dir.path().join("jwt.key");
-    seed_key(&key);
+    crate::harness::app::seed_key_file(&key);
     let keys = json!([{ "id": "2026-04", "path": key, "primary": true }]);
     // The walkthrough's auth section: a real OpenID provider with the walkthrough's
     // client and redirect URI stands in for Authentik; API tokens carry the issuer and

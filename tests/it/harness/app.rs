@@ -221,3 +221,13 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A key file as the seed's deploy guide makes it: `openssl rand -base64 48 > path`.
+pub fn seed_key_file(path: &std::path::Path) {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    std::fs::write(path, format!("{text}\n")).unwrap();
+}
