@@ -461,9 +461,19 @@ async fn cluster_presences_and_cache_stats_show_a_running_node() {
         "{table}"
     );
 
-    let out = anchorage(&["admin", "cache-stats", "--json"], &env);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let stats: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    // The counters arrive with the next heartbeat, which runs on this test's runtime:
+    // yield between reads rather than reading once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stats = loop {
+        let out = anchorage(&["admin", "cache-stats", "--json"], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let stats: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        if stats["anchor-1"]["denylist"]["misses"].as_u64() >= Some(1) || Instant::now() > deadline
+        {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     for cache in ["denylist", "live_nodes", "orgs"] {
         assert!(stats["anchor-1"][cache]["misses"].is_u64(), "{stats}");
     }
