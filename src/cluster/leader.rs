@@ -15,7 +15,7 @@ use diesel::{
     prelude::*,
     sql_types::{BigInt, Bool, Double, Integer, Nullable, Uuid as SqlUuid},
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::{future::BoxFuture, FutureExt};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -189,9 +189,7 @@ impl PgLease {
         if lease.live && lease.holder.is_some() {
             return Ok(None);
         }
-        let mut conn = AsyncPgConnection::establish(&self.dsn)
-            .await
-            .map_err(|e| Error::Unavailable(format!("leader lock connection: {e}")))?;
+        let mut conn = crate::db::connect::establish(&self.dsn).await?;
         let pid = backend_pid(&mut conn).await?;
         if !try_lock(&mut conn).await? {
             // The lock is still held: by a frozen or cut-off leader whose lease expired

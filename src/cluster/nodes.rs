@@ -12,7 +12,7 @@ use diesel::{
     prelude::*,
     sql_types::{Bool, Integer, Text},
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
 
 use super::invalidation::{Invalidation, InvalidationBus};
@@ -57,9 +57,7 @@ impl Presence {
     }
 
     async fn try_claim(&mut self) -> Result<bool> {
-        let mut conn = AsyncPgConnection::establish(&self.dsn)
-            .await
-            .map_err(|e| Error::Unavailable(format!("claiming the node name: {e}")))?;
+        let mut conn = crate::db::connect::establish(&self.dsn).await?;
         let got: Flag = diesel::sql_query("SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok")
             .bind::<Integer, _>(CLAIM_NAMESPACE)
             .bind::<Text, _>(&self.name)

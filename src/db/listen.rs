@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
 
+use super::connect::Target;
+
 /// How long to wait before listening again after the connection was lost.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
@@ -41,11 +43,11 @@ async fn listen<F>(
     dsn: &str,
     channels: &[&str],
     on: &mut F,
-) -> std::result::Result<(), tokio_postgres::Error>
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     F: FnMut(Heard<'_>) + Send,
 {
-    let (client, mut connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
+    let (client, mut connection) = Target::parse(dsn)?.connect().await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -80,5 +82,5 @@ where
     };
     driver.abort();
     drop(client);
-    outcome
+    Ok(outcome?)
 }

@@ -140,8 +140,6 @@ pub async fn ensure_current(dsn: &str) -> Result<()> {
 }
 
 async fn applied_versions(dsn: &str) -> Result<Vec<String>> {
-    use diesel_async::AsyncConnection;
-
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = Text)]
@@ -152,9 +150,7 @@ async fn applied_versions(dsn: &str) -> Result<Vec<String>> {
         #[diesel(sql_type = diesel::sql_types::Bool)]
         exists: bool,
     }
-    let mut conn = AsyncPgConnection::establish(dsn)
-        .await
-        .map_err(|e| Error::Unavailable(format!("cannot connect to Postgres: {e}")))?;
+    let mut conn = super::connect::establish(dsn).await?;
     let exists: Exists = diesel_async::RunQueryDsl::get_result(
         diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS exists"),
         &mut conn,
@@ -179,8 +175,9 @@ where
     T: Send + 'static,
 {
     tokio::task::spawn_blocking(move || {
-        let mut conn = SyncConn::establish(&dsn)
-            .map_err(|e| Error::Unavailable(format!("cannot connect to Postgres: {e}")))?;
+        // The blocking thread still belongs to the runtime: connect on it, then wrap.
+        let handle = tokio::runtime::Handle::current();
+        let mut conn = SyncConn::from(handle.block_on(super::connect::establish(&dsn))?);
         diesel::sql_query("SELECT pg_advisory_lock($1, $2)")
             .bind::<diesel::sql_types::Integer, _>(LOCK_KEY.0)
             .bind::<diesel::sql_types::Integer, _>(LOCK_KEY.1)
@@ -198,7 +195,8 @@ where
 }
 
 async fn setup_job_queue(dsn: &str) -> Result<()> {
-    let pool = apalis_postgres::PgPool::connect(dsn)
+    let target = super::connect::Target::parse(dsn)?;
+    let pool = apalis_postgres::PgPool::connect(target.job_queue_url())
         .await
         .map_err(|e| Error::Migration(format!("job queue: {e}")))?;
     let outcome = apalis_postgres::PostgresStorage::<()>::setup(&pool)

@@ -1,6 +1,7 @@
 //! Postgres access: the pool, embedded migrations, the generated schema and the two
 //! tenant-scoped transaction helpers that are the only way to reach tenant tables.
 
+pub mod connect;
 pub mod functions;
 pub mod listen;
 pub mod locks;

@@ -1,12 +1,14 @@
 //! The async connection pool the server and its jobs share.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use diesel::ConnectionError;
 use diesel_async::{
     pooled_connection::{deadpool::Pool, AsyncDieselConnectionManager, ManagerConfig},
-    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    AsyncPgConnection, RunQueryDsl,
 };
+
+use super::connect::Target;
 
 use crate::error::{Error, Result};
 
@@ -39,11 +41,13 @@ impl Default for PoolOptions {
 /// Builds a pool for `dsn`. Connections are opened lazily; call [`ping`] to check reachability.
 pub fn build_pool(dsn: &str, opts: &PoolOptions) -> Result<DbPool> {
     let statement_timeout_ms = opts.statement_timeout.as_millis();
+    // Parsed once: a bad sslmode or an unreadable sslrootcert fails here, at start-up.
+    let target = Arc::new(Target::parse(dsn)?);
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
-    manager_config.custom_setup = Box::new(move |url| {
-        let url = url.to_string();
+    manager_config.custom_setup = Box::new(move |_url| {
+        let target = target.clone();
         Box::pin(async move {
-            let mut conn = AsyncPgConnection::establish(&url).await?;
+            let mut conn = target.establish().await?;
             diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
                 .execute(&mut conn)
                 .await

@@ -4,7 +4,7 @@
 //! own nothing; `postgres.migrationDSN` names the owner, which only `migrate up` uses.
 
 use diesel::{sql_types::Bool, QueryableByName};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
 use crate::error::{Error, Result};
 
@@ -41,9 +41,7 @@ impl RolePowers {
 
 /// The powers of the role `dsn` connects as.
 pub async fn powers(dsn: &str) -> Result<RolePowers> {
-    let mut conn = AsyncPgConnection::establish(dsn)
-        .await
-        .map_err(|e| Error::Unavailable(format!("cannot connect to Postgres: {e}")))?;
+    let mut conn = super::connect::establish(dsn).await?;
     Ok(diesel::sql_query(
         "SELECT r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls, \
                 EXISTS (SELECT 1 FROM pg_class c \

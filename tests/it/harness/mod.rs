@@ -10,6 +10,7 @@ pub mod fake_kubo;
 pub mod kubo;
 pub mod oidc;
 pub mod pg;
+pub mod pg_tls;
 
 pub use app::{send, test_config, TestApp};
 pub use kubo::KuboNode;

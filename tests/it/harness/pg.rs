@@ -11,6 +11,7 @@ use std::{
     sync::OnceLock,
 };
 
+use super::pg_tls::TestPki;
 use anchorage::{
     db::{self, migrate, DbPool, PoolOptions},
     devstack::postgres::{self, PgCluster, StartOptions},
@@ -30,6 +31,16 @@ static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 /// Where the test cluster lives; `tests/run.sh` stops it after the run.
 pub fn cluster_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("anchorage-test-pg")
+}
+
+fn pki_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("anchorage-test-tls")
+}
+
+/// The CA the cluster's certificate chains to (and one it does not).
+pub fn pki() -> TestPki {
+    cluster();
+    TestPki::existing(&pki_dir())
 }
 
 pub fn cluster() -> &'static Cluster {
@@ -52,16 +63,19 @@ async fn start_cluster() -> Cluster {
     let dir = cluster_dir();
     fs::create_dir_all(dir.parent().unwrap()).unwrap();
     let _lock = FileLock::acquire(&dir.with_extension("lock"));
+    let mut settings: Vec<(String, String)> = vec![
+        ("fsync".into(), "off".into()),
+        ("synchronous_commit".into(), "off".into()),
+        ("full_page_writes".into(), "off".into()),
+        ("max_connections".into(), "400".into()),
+    ];
+    // TLS on, as a managed Postgres has it: DSNs without sslmode negotiate it (prefer).
+    settings.extend(TestPki::ensure(&pki_dir()).server_settings());
     let pg = PgCluster::ensure_started(
         &dir,
         &StartOptions {
             preferred_port: None,
-            settings: vec![
-                ("fsync".into(), "off".into()),
-                ("synchronous_commit".into(), "off".into()),
-                ("full_page_writes".into(), "off".into()),
-                ("max_connections".into(), "400".into()),
-            ],
+            settings,
         },
     )
     .unwrap_or_else(|e| panic!("starting the test PostgreSQL: {e}"));
@@ -159,6 +173,15 @@ impl TestDb {
     pub fn app_dsn(&self) -> String {
         format!(
             "postgres://{APP_ROLE}@127.0.0.1:{}/{}",
+            self.port, self.name
+        )
+    }
+
+    /// DSN of the server's role through `host` (e.g. `localhost`, which the server
+    /// certificate names) with `query` (e.g. `sslmode=verify-full&sslrootcert=…`).
+    pub fn app_dsn_via(&self, host: &str, query: &str) -> String {
+        format!(
+            "postgres://{APP_ROLE}@{host}:{}/{}?{query}",
             self.port, self.name
         )
     }
