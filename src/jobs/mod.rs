@@ -101,7 +101,8 @@ impl Drop for InFlightGuard {
 impl Jobs {
     /// Connects a small sqlx pool (apalis speaks sqlx) for `node`'s queue.
     pub async fn connect(dsn: &str, node: NodeId) -> Result<Self> {
-        let pool = apalis_postgres::PgPool::connect_lazy(dsn)
+        let target = crate::db::connect::Target::parse(dsn)?;
+        let pool = apalis_postgres::PgPool::connect_lazy(target.job_queue_url())
             .map_err(|e| Error::Unavailable(format!("job queue: {e}")))?;
         let queue = queue_name(node);
         let storage = PostgresStorage::new(&pool).with_config(config(&queue));
