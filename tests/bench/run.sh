@@ -71,9 +71,17 @@ pgbench=$(find_pgbench)
 bash packaging/prereqs.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/anchorage/target}"
-log "building anchorage (release)"
-cargo build --release --locked -j "${BENCH_BUILD_JOBS:-2}" --bin anchorage
-binary="$CARGO_TARGET_DIR/release/anchorage"
+# BENCH_BINARY measures another build, e.g. dist/anchorage (static musl) against
+# the glibc release build.
+if [ -n "${BENCH_BINARY:-}" ]; then
+  binary=$(realpath "$BENCH_BINARY")
+  [ -x "$binary" ] || die "BENCH_BINARY=$BENCH_BINARY is not an executable"
+  log "measuring $binary ($("$binary" --version))"
+else
+  log "building anchorage (release)"
+  cargo build --release --locked -j "${BENCH_BUILD_JOBS:-2}" --bin anchorage
+  binary="$CARGO_TARGET_DIR/release/anchorage"
+fi
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out_dir="$CARGO_TARGET_DIR/bench"
