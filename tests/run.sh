@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs missing prerequisites, checks
 # formatting and lints, runs every test (they start their own private Postgres cluster
-# and real Kubo nodes), and stops the test Postgres afterwards.
+# and real Kubo nodes), then the release artifacts' install tests (tests/packaging),
+# and stops the test Postgres afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-4}"
+# The release artifacts: packaging/dist.sh (the musl binary is reused while its inputs
+# are unchanged), then each package installed in a throwaway root or container and the
+# image run against a private Postgres (tests/packaging/run.sh; root only).
+bash tests/packaging/run.sh
