@@ -27,6 +27,7 @@ mod openapi;
 mod pinning;
 mod pins_api;
 mod pins_auth;
+mod postgres_auth;
 mod postgres_tls;
 mod rate_limits;
 mod rls;

@@ -19,6 +19,9 @@ use anchorage::{
 
 pub const OWNER_ROLE: &str = "anchorage_owner";
 pub const APP_ROLE: &str = "anchorage_app";
+/// Members of this role must give their password over TCP (SCRAM); everyone else is
+/// trusted. Tests of password handling create a login role in it.
+pub const PASSWORD_USERS: &str = "password_users";
 
 /// The run's cluster and template.
 pub struct Cluster {
@@ -79,12 +82,20 @@ async fn start_cluster() -> Cluster {
         },
     )
     .unwrap_or_else(|e| panic!("starting the test PostgreSQL: {e}"));
+    check_passwords_of(&dir, PASSWORD_USERS);
     let template = format!("tmpl_{:016x}", migrations_hash());
     let superuser = pg.dsn("postgres", "postgres");
     let (client, conn) = tokio_postgres::connect(&superuser, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {PASSWORD_USERS} NOLOGIN; \
+             EXCEPTION WHEN duplicate_object THEN NULL; END $$; SELECT pg_reload_conf();"
+        ))
+        .await
+        .unwrap();
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
         .await
@@ -112,6 +123,17 @@ async fn start_cluster() -> Cluster {
     Cluster {
         port: pg.port,
         template,
+    }
+}
+
+/// Puts a SCRAM rule for members of `group` above initdb's trust rules (first match
+/// wins); the reload after the role exists makes it effective.
+fn check_passwords_of(data_dir: &Path, group: &str) {
+    let hba = data_dir.join("pg_hba.conf");
+    let text = fs::read_to_string(&hba).unwrap();
+    let rule = format!("host all +{group} 127.0.0.1/32 scram-sha-256\n");
+    if !text.contains(&rule) {
+        fs::write(&hba, format!("{rule}{text}")).unwrap();
     }
 }
 
@@ -175,6 +197,11 @@ impl TestDb {
             "postgres://{APP_ROLE}@127.0.0.1:{}/{}",
             self.port, self.name
         )
+    }
+
+    /// DSN of `role` (no password) over TCP.
+    pub fn dsn_as(&self, role: &str) -> String {
+        format!("postgres://{role}@127.0.0.1:{}/{}", self.port, self.name)
     }
 
     /// DSN of the server's role through `host` (e.g. `localhost`, which the server
