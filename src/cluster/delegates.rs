@@ -1,7 +1,9 @@
 //! Delegates: the multiaddrs (ending `/p2p/<peer id>`) of the Kubo node(s) that will hold
 //! a pin, returned in every PinStatus so clients can connect and send data over bitswap.
 //! From `ipfs.delegates` when configured, else the addresses this node's Kubo announces
-//! (refreshed in the background so the request path never calls Kubo).
+//! (refreshed in the background so the request path never calls Kubo). A configured
+//! address without `/p2p/…` (a container's published port, whose Kubo identity is only
+//! made at its first start) gets this node's Kubo peer id once it is known.
 
 use std::{
     sync::{Arc, RwLock},
@@ -22,44 +24,60 @@ pub const MAX_DELEGATES: usize = 20;
 /// This node's current delegate list, shared by handlers and the refresher.
 #[derive(Clone, Default)]
 pub struct Delegates {
-    configured: Arc<Vec<String>>,
+    configured: Arc<Vec<Multiaddr>>,
     public_only: bool,
-    discovered: Arc<RwLock<Vec<String>>>,
+    /// Worked out when Kubo answers, so the request path only clones it.
+    current: Arc<RwLock<Vec<String>>>,
 }
 
 impl Delegates {
-    /// `configured` wins when non-empty; each entry must be a multiaddr ending in `/p2p/…`.
+    /// `configured` wins when non-empty; each entry must be a multiaddr.
     pub fn new(configured: &[String], public_only: bool) -> Result<Self> {
-        for addr in configured {
-            let parsed: Multiaddr = addr.parse().map_err(|e| {
+        let mut parsed = Vec::new();
+        for addr in configured.iter().take(MAX_DELEGATES) {
+            parsed.push(addr.parse::<Multiaddr>().map_err(|e| {
                 Error::config(
                     "ipfs.delegates",
                     format!("'{addr}' is not a multiaddr: {e}"),
                 )
-            })?;
-            if !matches!(parsed.iter().last(), Some(Protocol::P2p(_))) {
-                return Err(Error::config(
-                    "ipfs.delegates",
-                    format!("'{addr}' must end in /p2p/<peer id>"),
-                ));
-            }
+            })?);
         }
-        Ok(Self {
-            configured: Arc::new(configured.iter().take(MAX_DELEGATES).cloned().collect()),
+        let delegates = Self {
+            configured: Arc::new(parsed),
             public_only,
-            discovered: Arc::default(),
-        })
+            current: Arc::default(),
+        };
+        delegates.store(delegates.resolve(None));
+        Ok(delegates)
     }
 
     /// The delegates to return now (possibly empty when nothing is known yet).
     pub fn current(&self) -> Vec<String> {
-        if !self.configured.is_empty() {
-            return self.configured.as_ref().clone();
+        self.current.read().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The configured addresses, each naming a peer (ours, once `id` is known); else
+    /// what our Kubo announces.
+    fn resolve(&self, id: Option<&KuboIdentity>) -> Vec<String> {
+        if self.configured.is_empty() {
+            return id.map_or_else(Vec::new, |id| {
+                from_announced(&id.id, &id.addresses, self.public_only)
+            });
         }
-        self.discovered
-            .read()
-            .map(|d| d.clone())
-            .unwrap_or_default()
+        self.configured
+            .iter()
+            .filter_map(|addr| match addr.iter().last() {
+                Some(Protocol::P2p(_)) => Some(addr.to_string()),
+                // Until our Kubo has answered there is no peer id to name it by.
+                _ => id.map(|id| format!("{addr}/p2p/{}", id.id)),
+            })
+            .collect()
+    }
+
+    fn store(&self, delegates: Vec<String>) {
+        if let Ok(mut slot) = self.current.write() {
+            *slot = delegates;
+        }
     }
 
     /// Asks Kubo for its identity and stores the addresses it announces.
@@ -68,12 +86,9 @@ impl Delegates {
         Ok(())
     }
 
-    /// Stores the addresses an `id` answer announces.
+    /// Works the delegates out again from an `id` answer.
     pub fn learn(&self, id: &KuboIdentity) {
-        let addrs = from_announced(&id.id, &id.addresses, self.public_only);
-        if let Ok(mut slot) = self.discovered.write() {
-            *slot = addrs;
-        }
+        self.store(self.resolve(Some(id)));
     }
 
     /// Refreshes every `every` until the task is aborted; failures keep the last list.
@@ -170,10 +185,35 @@ mod tests {
     }
 
     #[test]
-    fn configured_delegates_must_name_a_peer() {
-        assert!(Delegates::new(&["/ip4/1.2.3.4/tcp/4001".into()], false).is_err());
-        let ok = Delegates::new(&[format!("/ip4/1.2.3.4/tcp/4001/p2p/{PEER}")], false).unwrap();
-        assert_eq!(ok.current().len(), 1);
+    fn configured_delegates_without_a_peer_get_our_kubo_peer_id_once_known() {
+        assert!(Delegates::new(&["not a multiaddr".into()], false).is_err());
+        let other = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+        let delegates = Delegates::new(
+            &[
+                "/dns4/pin.example.com/tcp/4001".into(),
+                format!("/ip4/1.2.3.4/tcp/4001/p2p/{other}"),
+            ],
+            false,
+        )
+        .unwrap();
+        // Before Kubo has answered: only the entry that names its peer.
+        assert_eq!(
+            delegates.current(),
+            vec![format!("/ip4/1.2.3.4/tcp/4001/p2p/{other}")]
+        );
+        delegates.learn(&KuboIdentity {
+            id: PEER.into(),
+            addresses: vec!["/ip4/10.0.0.5/tcp/4001".into()],
+            agent_version: String::new(),
+        });
+        assert_eq!(
+            delegates.current(),
+            vec![
+                format!("/dns4/pin.example.com/tcp/4001/p2p/{PEER}"),
+                format!("/ip4/1.2.3.4/tcp/4001/p2p/{other}")
+            ],
+            "configured addresses win over what Kubo announces"
+        );
         assert!(Delegates::new(&[], false).unwrap().current().is_empty());
     }
 }
