@@ -44,6 +44,9 @@ if $for_tests; then
   # binary) and help2man (the man page).
   command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
   command -v help2man >/dev/null 2>&1 || missing+=(help2man)
+  # tests/swarm: the stack file's and the load balancer's static checks.
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 fi
 
 if ((${#missing[@]})); then

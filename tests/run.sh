@@ -42,3 +42,5 @@ cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-4}"
 # are unchanged), then each package installed in a throwaway root or container and the
 # image run against a private Postgres (tests/packaging/run.sh; root only).
 bash tests/packaging/run.sh
+# The Swarm stack's compose file and nginx config (packaging/swarm).
+bash tests/swarm/static.sh
