@@ -44,9 +44,12 @@ if $for_tests; then
   # binary) and help2man (the man page).
   command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
   command -v help2man >/dev/null 2>&1 || missing+=(help2man)
-  # tests/swarm: the stack file's and the load balancer's static checks.
+  # tests/swarm: the stack file's and the load balancer's static checks, then the
+  # deployment (curl through nginx, ip for the host's address).
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 fi
 
 if ((${#missing[@]})); then

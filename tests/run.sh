@@ -42,5 +42,7 @@ cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-4}"
 # are unchanged), then each package installed in a throwaway root or container and the
 # image run against a private Postgres (tests/packaging/run.sh; root only).
 bash tests/packaging/run.sh
-# The Swarm stack's compose file and nginx config (packaging/swarm).
+# The Swarm stack (packaging/swarm): static checks, then deployed for real on a private
+# one-machine swarm with the image tests/packaging/run.sh built (root only).
 bash tests/swarm/static.sh
+bash tests/swarm/deploy.sh

