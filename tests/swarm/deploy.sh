@@ -70,7 +70,8 @@ host_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) i
 [ -n "$host_ip" ] || host_ip=$(hostname -I | awk '{print $1}')
 http_port=$(free_port)
 export ANCHORAGE_IMAGE="anchorage:$version" ANCHORAGE_DOMAIN="$host_ip" HTTP_PORT="$http_port" \
-  ANCHORAGE_ALLOW_PRIVATE_ORIGINS=true
+  ANCHORAGE_ALLOW_PRIVATE_ORIGINS=true ANCHORAGE_REPAIR_DELAY=10s
+node_ttl=30 repair_delay=10
 check "docker stack deploy" docker stack deploy --resolve-image never \
   -c packaging/swarm/docker-compose.yml anchorage
 lb="http://127.0.0.1:$http_port"
@@ -139,6 +140,36 @@ grep -q "\"client_ip\":\"$nginx_saw\"" <<<"$logged" \
   || fail "X-Forwarded-For" "anchorage logged $logged; nginx saw $nginx_saw; sample: $(docker service logs --raw anchorage_anchorage-1 2>&1 | grep -m 3 -i 'request\|pins')"
 ! grep -q '"client_ip":"10\.231\.0\.' <<<"$logged" || fail "X-Forwarded-For" "anchorage logged nginx's own address: $logged"
 ok "anchorage logs the client address nginx saw ($nginx_saw), not nginx's"
+
+# One node that holds a replica goes away. Once the resolver's answer (valid=5s) has
+# expired, nginx sends nothing to it: 200 requests in a row all succeed. Its replica is
+# repaired onto the third node within nodeTTL + repairDelay + 60 s.
+holders() {
+  docker exec "$(task anchorage-1)" anchorage admin cluster-presences --json 2>/dev/null | python3 -c '
+import json, sys
+print(" ".join(sorted(p["nodeID"] for p in json.load(sys.stdin) if p["placements"].get("pinned", 0) > 0)))'
+}
+before=$(holders)
+victim=$(tr ' ' '\n' <<<"$before" | grep -v '^anchor-1$' | tail -n 1)
+[ -n "$victim" ] || fail "scale to 0" "no holder other than anchor-1 among '$before'"
+check "docker service scale ${victim/anchor/anchorage}=0" \
+  docker service scale --detach=false "anchorage_${victim/anchor/anchorage}=0"
+sleep 7
+failures=0
+for i in $(seq 1 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$lb/v1/pins?limit=1")
+  [[ "$code" == 2* ]] || failures=$((failures + 1))
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"cid\":\"$cid\",\"name\":\"burst-$i\"}" "$lb/v1/pins")
+  [[ "$code" == 2* ]] || failures=$((failures + 1))
+done
+expect "200 GET and POST through nginx with $victim gone: non-2xx" "$failures" 0
+repaired() { [ "$(holders | wc -w)" -ge 3 ]; }
+wait_for $((node_ttl + repair_delay + 60)) repaired \
+  || fail "repair" "holders $(holders) (before: $before) after $((node_ttl + repair_delay + 60)) s"
+ok "the replica on $victim was repaired elsewhere (holders now: $(holders))"
+check "docker service scale ${victim/anchor/anchorage}=1" \
+  docker service scale --detach=false "anchorage_${victim/anchor/anchorage}=1"
 
 cleanup
 trap - EXIT
