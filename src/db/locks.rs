@@ -12,6 +12,8 @@ pub const PIN_COUNTS_COMPACT: (i32, i32) = (NAMESPACE, 2);
 pub const LEADER: (i32, i32) = (NAMESPACE, 3);
 /// Node-name claims: `(NODE_CLAIMS, hashtext(name))`, one per running process.
 pub const NODE_CLAIMS: i32 = 0x616e_634e;
+/// Recomputing a CID's pin status: `(PIN_STATUS, hashtext(cid))` (transaction-scoped).
+pub const PIN_STATUS: i32 = 0x616e_6353;
 
 #[cfg(test)]
 mod tests {
@@ -25,6 +27,9 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
-        assert_ne!(NODE_CLAIMS, NAMESPACE);
+        for space in [NODE_CLAIMS, PIN_STATUS] {
+            assert_ne!(space, NAMESPACE);
+        }
+        assert_ne!(NODE_CLAIMS, PIN_STATUS);
     }
 }

@@ -10,7 +10,7 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::PlacementState;
-use crate::{error::Result, pins::model::PinState};
+use crate::{db::locks, error::Result, pins::model::PinState};
 
 /// `pinned` once any replica is pinned; `pinning` while any is; `failed` when all failed;
 /// otherwise `queued` (also while nothing is placed yet).
@@ -97,7 +97,17 @@ pub fn summarize<'a>(
 
 /// Recomputes the status and `info` of every pin of `cid` visible to the transaction
 /// (every org's, in a system transaction), after the placement change it reflects.
+///
+/// Serialised per CID until commit: two nodes acking the same CID at once would each
+/// read the other's placement as it was before and write the same stale count (a
+/// deployed three-node stack showed `pinned 1/2` with both replicas pinned). Holding
+/// the lock, the later transaction's next statement sees the earlier one's commit.
 pub async fn refresh(conn: &mut AsyncPgConnection, cid: &str) -> Result<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind::<diesel::sql_types::Integer, _>(locks::PIN_STATUS)
+        .bind::<Text, _>(cid)
+        .execute(conn)
+        .await?;
     let rows: Vec<Row> = diesel::sql_query(
         "SELECT state, info, progress, replaced_at IS NOT NULL AS replaced \
              FROM placements WHERE cid = $1",

@@ -24,6 +24,7 @@ mod metrics;
 mod migrations;
 mod oidc_harness;
 mod openapi;
+mod pin_status_race;
 mod pinning;
 mod pins_api;
 mod pins_auth;

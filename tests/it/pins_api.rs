@@ -45,8 +45,13 @@ struct Count {
 
 /// Runs a count query across all orgs.
 pub async fn db_count(app: &TestApp, sql: &str) -> i64 {
+    db_count_in(&app.state.db, sql).await
+}
+
+/// `db_count` on any pool.
+pub async fn db_count_in(pool: &anchorage::db::DbPool, sql: &str) -> i64 {
     let sql = sql.to_string();
-    system_tx(&app.state.db, |conn| {
+    system_tx(pool, |conn| {
         async move { Ok(diesel::sql_query(sql).get_result::<Count>(conn).await?.n) }.boxed()
     })
     .await
