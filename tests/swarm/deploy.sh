@@ -70,7 +70,7 @@ host_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) i
 [ -n "$host_ip" ] || host_ip=$(hostname -I | awk '{print $1}')
 http_port=$(free_port)
 export ANCHORAGE_IMAGE="anchorage:$version" ANCHORAGE_DOMAIN="$host_ip" HTTP_PORT="$http_port" \
-  ANCHORAGE_ALLOW_PRIVATE_ORIGINS=true ANCHORAGE_REPAIR_DELAY=10s
+  ANCHORAGE_ALLOW_PRIVATE_ORIGINS=true ANCHORAGE_REPAIR_DELAY=10s ANCHORAGE_RECONCILE_INTERVAL=15s
 node_ttl=30 repair_delay=10
 check "docker stack deploy" docker stack deploy --resolve-image never \
   -c packaging/swarm/docker-compose.yml anchorage
@@ -170,6 +170,48 @@ wait_for $((node_ttl + repair_delay + 60)) repaired \
 ok "the replica on $victim was repaired elsewhere (holders now: $(holders))"
 check "docker service scale ${victim/anchor/anchorage}=1" \
   docker service scale --detach=false "anchorage_${victim/anchor/anchorage}=1"
+
+# A restore drill, as docs/deploy.md runs it: dump, stop the nodes, drop the database,
+# restore, start them. Every pin is still listed, and each IPFS node holds the CID
+# exactly when the database says it does (the reconciler's job).
+all_pins() {
+  api "$lb/v1/pins?status=queued,pinning,pinned,failed&limit=1" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])'
+}
+count_before=$(all_pins)
+pg=$(task postgres)
+docker exec "$pg" pg_dump -U postgres -Fc anchorage >"$work/anchorage.pgdump" \
+  || fail "pg_dump" "$(tail -c 300 "$work/anchorage.pgdump")"
+ok "pg_dump: $(stat -c %s "$work/anchorage.pgdump") bytes, $count_before pins"
+nodes=(anchorage_anchorage-1 anchorage_anchorage-2 anchorage_anchorage-3)
+check "stop the nodes" docker service scale --detach=false "${nodes[@]/%/=0}"
+check "drop the database" docker exec "$pg" psql -v ON_ERROR_STOP=1 -U postgres \
+  -c 'DROP DATABASE anchorage WITH (FORCE)' -c 'CREATE DATABASE anchorage OWNER anchorage_owner'
+check "pg_restore" docker exec -i "$pg" pg_restore -U postgres --exit-on-error -d anchorage <"$work/anchorage.pgdump"
+check "start the nodes" docker service scale --detach=false "${nodes[@]/%/=1}"
+wait_for 120 ready || fail "after the restore" "no 200 from $lb/v1/ready: $(stack_state)"
+expect "every pin is listed after the restore" "$(all_pins)" "$count_before"
+kubo_holds() { # N: kubo-N has $cid pinned recursively
+  docker exec "$(task "kubo-$1")" python3 -c '
+import sys, urllib.request
+url = "http://127.0.0.1:5001/api/v0/pin/ls?type=recursive&arg=" + sys.argv[1]
+try:
+    urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10)
+except Exception:
+    sys.exit(1)' "$cid" >/dev/null 2>&1
+}
+consistent() {
+  local n db ipfs now
+  now=$(holders)
+  for n in 1 2 3; do
+    db=no ipfs=no
+    [[ " $now " == *" anchor-$n "* ]] && db=yes
+    kubo_holds "$n" && ipfs=yes
+    [ "$db" = "$ipfs" ] || return 1
+  done
+}
+wait_for 180 consistent || fail "IPFS nodes after the restore" "database holders: $(holders); kubo-1..3 hold it: $(for n in 1 2 3; do kubo_holds $n && echo -n "yes " || echo -n "no "; done)"
+ok "each IPFS node holds the CID exactly when the restored database says so ($(holders))"
 
 cleanup
 trap - EXIT
