@@ -46,3 +46,6 @@ bash tests/packaging/run.sh
 # one-machine swarm with the image tests/packaging/run.sh built (root only).
 bash tests/swarm/static.sh
 bash tests/swarm/deploy.sh
+# Schema compatibility across one version: the binary from before the newest migration
+# beside this one, on the migrated schema.
+bash tests/compat/run.sh

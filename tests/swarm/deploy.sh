@@ -191,14 +191,21 @@ check "pg_restore" docker exec -i "$pg" pg_restore -U postgres --exit-on-error -
 check "start the nodes" docker service scale --detach=false "${nodes[@]/%/=1}"
 wait_for 120 ready || fail "after the restore" "no 200 from $lb/v1/ready: $(stack_state)"
 expect "every pin is listed after the restore" "$(all_pins)" "$count_before"
-kubo_holds() { # N: kubo-N has $cid pinned recursively
+# anchorage pins the canonical CIDv1 (base32); the origin's `add` answered CIDv0.
+cid_v1=$(python3 -c '
+import base64, sys
+alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+n = 0
+for c in sys.argv[1]:
+    n = n * 58 + alphabet.index(c)
+multihash = n.to_bytes((n.bit_length() + 7) // 8, "big")
+print("b" + base64.b32encode(b"\x01\x70" + multihash).decode().lower().rstrip("="))' "$cid")
+kubo_holds() { # N: kubo-N has the CID pinned recursively
   docker exec "$(task "kubo-$1")" python3 -c '
-import sys, urllib.request
-url = "http://127.0.0.1:5001/api/v0/pin/ls?type=recursive&arg=" + sys.argv[1]
-try:
-    urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10)
-except Exception:
-    sys.exit(1)' "$cid" >/dev/null 2>&1
+import json, sys, urllib.request
+url = "http://127.0.0.1:5001/api/v0/pin/ls?type=recursive"
+keys = json.load(urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10))["Keys"]
+sys.exit(0 if sys.argv[1] in keys else 1)' "$cid_v1" >"$work/kubo-$1.check" 2>&1
 }
 consistent() {
   local n db ipfs now
@@ -210,7 +217,7 @@ consistent() {
     [ "$db" = "$ipfs" ] || return 1
   done
 }
-wait_for 180 consistent || fail "IPFS nodes after the restore" "database holders: $(holders); kubo-1..3 hold it: $(for n in 1 2 3; do kubo_holds $n && echo -n "yes " || echo -n "no "; done)"
+wait_for 180 consistent || fail "IPFS nodes after the restore" "database holders: $(holders); kubo-1..3 hold it: $(for n in 1 2 3; do kubo_holds $n && echo -n "yes " || echo -n "no "; done) ($(cat "$work/kubo-1.check" | tail -c 300))"
 ok "each IPFS node holds the CID exactly when the restored database says so ($(holders))"
 
 cleanup
