@@ -371,14 +371,14 @@ async fn pins_queue_while_kubo_is_down_and_drain_when_it_returns() {
 async fn job_for(
     app: &TestApp,
     cid: &str,
-    kind: anchorage::placements::JobKind,
-) -> anchorage::placements::PlacementJob {
+    kind: anchorage::jobs::JobKind,
+) -> anchorage::jobs::PlacementJob {
     let generation = db_count(
         app,
         &format!("SELECT generation AS n FROM placements WHERE cid = '{cid}'"),
     )
     .await;
-    anchorage::placements::PlacementJob {
+    anchorage::jobs::PlacementJob {
         kind,
         cid: cid.to_string(),
         node: app.state.node.uuid(),
@@ -389,7 +389,7 @@ async fn job_for(
 #[tokio::test]
 async fn replace_on_the_same_node_uses_pin_update_and_keeps_the_old_cid_until_the_new_one_is_pinned(
 ) {
-    use anchorage::placements::{runner, JobKind};
+    use anchorage::{jobs::JobKind, placements::runner};
     let db = TestDb::migrated().await;
     let mut nodes = start_nodes(2).await;
     let (origin, ours) = (nodes.remove(0), nodes.remove(0));
@@ -436,7 +436,7 @@ async fn replace_on_the_same_node_uses_pin_update_and_keeps_the_old_cid_until_th
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let old_generation = job_for(&app, &old_v1, JobKind::Unpin).await.generation;
     let fence = leader_fence(&app).await;
-    anchorage::placements::sweeper::sweep(&app.state, fence, &[app.state.node.uuid()])
+    anchorage::cluster::upkeep::sweep(&app.state, fence, &[app.state.node.uuid()])
         .await
         .unwrap();
     assert_eq!(

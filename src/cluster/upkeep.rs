@@ -1,12 +1,17 @@
-//! The leader's placement upkeep, one round per heartbeat interval:
+//! The leader's upkeep, one round per heartbeat interval. Operators ask for drains,
+//! rebalances and maintenance through [`super::ops`]; the rounds here carry them out:
 //!
+//! - **watchdog**: a maintenance flag left on past its TTL is cleared;
 //! - **sweep** (every `ipfs.requeueAfter / 2`): re-enqueue abandoned placements on live
-//!   nodes (see [`crate::placements::sweeper`]);
+//!   nodes;
 //! - **repair**: a placement on a node silent for `cluster.nodeTTL + cluster.repairDelay`
 //!   is *replaced* — new replicas go on other live nodes until the CID has
 //!   `cluster.maxReplicas` wanted replicas on live nodes again — and marked so;
 //! - **trim**: a replaced placement whose node is live again is removed once every
-//!   wanted replica elsewhere is pinned, so the count never dips below what is wanted.
+//!   wanted replica elsewhere is pinned, so the count never dips below what is wanted;
+//! - **drain**: replicas on live draining nodes are copied away (trim removes the
+//!   originals);
+//! - **rebalance**: when an operator asked, the current plan's moves are started.
 //!
 //! Every write goes through [`fenced_tx`]: a deposed leader changes nothing.
 
@@ -15,9 +20,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::{DateTime, Utc};
 use diesel::{
-    sql_types::{Double, Text, Uuid as SqlUuid},
-    QueryableByName,
+    prelude::*,
+    sql_types::{BigInt, Double, Text, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
@@ -26,16 +32,19 @@ use uuid::Uuid;
 use super::{
     leader::fenced_tx,
     ops,
+    plan::Move,
     scheduler::{self, LiveNode},
 };
 use crate::{
-    db::pool,
+    db::{pool, schema::cluster_state},
     error::Result,
-    placements::{status, store, sweeper, JobKind, PlacementJob, PlacementState},
+    jobs::{JobKind, PlacementJob},
+    placements::{status, store, PlacementState},
     state::AppState,
 };
 
-/// Most placements one round repairs or trims (the rest wait for the next round).
+/// Most placements one round repairs, trims or drains (the rest wait for the next
+/// round).
 const BATCH: i64 = 200;
 
 #[derive(QueryableByName, Debug)]
@@ -47,7 +56,7 @@ struct Candidate {
 }
 
 /// Runs the leader's rounds every `every` until aborted; idle while not leading.
-pub async fn repair_loop(state: AppState, every: Duration) {
+pub async fn upkeep_loop(state: AppState, every: Duration) {
     let sweep_every = state.config.ipfs.requeue_after / 2;
     let mut last_sweep = Instant::now();
     loop {
@@ -71,7 +80,7 @@ pub async fn repair_loop(state: AppState, every: Duration) {
                 continue;
             }
         };
-        if let Err(e) = ops::watchdog(&state, fence).await {
+        if let Err(e) = watchdog(&state, fence).await {
             tracing::warn!(error = %e, "maintenance watchdog failed; will retry");
         }
         let maintenance = match ops::maintenance_active(&state.db).await {
@@ -83,7 +92,7 @@ pub async fn repair_loop(state: AppState, every: Duration) {
         };
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = Instant::now();
-            if let Err(e) = sweeper::sweep(&state, fence, &up).await {
+            if let Err(e) = sweep(&state, fence, &up).await {
                 tracing::warn!(error = %e, "requeue sweep failed; will retry");
             }
         }
@@ -94,14 +103,14 @@ pub async fn repair_loop(state: AppState, every: Duration) {
                 tracing::warn!(error = %e, "repair round failed; will retry");
             }
         }
-        if let Err(e) = ops::drain_round(&state, fence, &live).await {
+        if let Err(e) = drain_round(&state, fence, &live).await {
             tracing::warn!(error = %e, "drain round failed; will retry");
         }
         if let Err(e) = trim(&state, fence, &up).await {
             tracing::warn!(error = %e, "trim round failed; will retry");
         }
         if !maintenance {
-            if let Err(e) = ops::rebalance_round(&state, fence).await {
+            if let Err(e) = rebalance_round(&state, fence).await {
                 tracing::warn!(error = %e, "rebalance round failed; will retry");
             }
         }
@@ -170,7 +179,7 @@ pub async fn repair(state: &AppState, fence: i64, live: &Arc<Vec<LiveNode>>) -> 
 /// Replaces the placement of `cid` on the dead node `dead`: tops the CID up to `wanted`
 /// replicas on live nodes, then marks the dead one replaced. `None` when nothing could be
 /// done (no longer wanted, or no live node to take it).
-pub(crate) async fn replace_one(
+async fn replace_one(
     conn: &mut AsyncPgConnection,
     cid: &str,
     dead: Uuid,
@@ -279,4 +288,180 @@ async fn trim_one(
     status::refresh(conn, cid).await?;
     tracing::info!(cid, %node, "trimming a surplus replica on a node that came back");
     Ok(Some(p.job(JobKind::Unpin)))
+}
+
+/// The requeue sweep: a placement on a live node left `queued`, `pinning` or
+/// `unpinning` with no sign of life past `ipfs.requeueAfter` (a lost enqueue, a worker
+/// that died mid-pin) gets a new generation and a fresh job on its node's queue, so a
+/// lost job is never a lost pin.
+///
+/// One sweep over the placements of `live` nodes as the leader holding `fence`;
+/// returns how many placements were re-enqueued.
+pub async fn sweep(state: &AppState, fence: i64, live: &[Uuid]) -> Result<usize> {
+    let stale_secs = state.config.ipfs.requeue_after.as_secs() as i64;
+    let live = live.to_vec();
+    let jobs = fenced_tx(&state.db, state.node, fence, move |conn| {
+        async move {
+            let mut jobs = Vec::new();
+            for p in store::stale(conn, &live, stale_secs).await? {
+                let (next, kind) = match p.state() {
+                    Some(PlacementState::Unpinning) => (PlacementState::Unpinning, JobKind::Unpin),
+                    _ => (PlacementState::Queued, JobKind::Pin),
+                };
+                let p = store::transition(conn, &p, next, p.info.as_deref(), None, false).await?;
+                jobs.push(p.job(kind));
+            }
+            Ok(jobs)
+        }
+        .boxed()
+    })
+    .await?;
+    for job in &jobs {
+        tracing::info!(cid = %job.cid, kind = ?job.kind, "requeued a placement with no live job");
+        state.jobs.enqueue(job, None).await;
+    }
+    Ok(jobs.len())
+}
+
+/// The leader's watchdog: clears a maintenance flag left on past its TTL, loudly.
+pub async fn watchdog(state: &AppState, fence: i64) -> Result<bool> {
+    let cleared = fenced_tx(&state.db, state.node, fence, |conn| {
+        async move {
+            let expired: bool = diesel::select(diesel::dsl::exists(
+                cluster_state::table
+                    .filter(cluster_state::maintenance.eq(true))
+                    .filter(cluster_state::maintenance_expires_at.lt(Some(Utc::now()))),
+            ))
+            .get_result(conn)
+            .await?;
+            if expired {
+                ops::clear_maintenance(conn, "system:watchdog".into(), "maintenance.expire", None)
+                    .await?;
+            }
+            Ok(expired)
+        }
+        .boxed()
+    })
+    .await?;
+    if cleared {
+        tracing::warn!("maintenance mode was left on past its TTL; the watchdog turned it off");
+    }
+    Ok(cleared)
+}
+
+/// The leader's drain step: copies replicas away from live draining nodes (the trim
+/// step removes the originals once the copies are pinned). Returns how many moved.
+pub async fn drain_round(state: &AppState, fence: i64, live: &Arc<Vec<LiveNode>>) -> Result<usize> {
+    #[derive(QueryableByName)]
+    struct Candidate {
+        #[diesel(sql_type = Text)]
+        cid: String,
+        #[diesel(sql_type = SqlUuid)]
+        node_id: Uuid,
+    }
+    let ttl = state.config.cluster.node_ttl.as_secs_f64();
+    let candidates: Vec<Candidate> = {
+        let mut conn = crate::db::pool::get(&state.db).await?;
+        diesel::sql_query(
+            "SELECT p.cid, p.node_id FROM placements p JOIN nodes n ON n.id = p.node_id \
+             WHERE n.state = 'draining' AND n.last_seen > now() - make_interval(secs => $1) \
+               AND p.state <> 'unpinning' AND p.replaced_at IS NULL \
+             ORDER BY p.cid LIMIT $2",
+        )
+        .bind::<Double, _>(ttl)
+        .bind::<BigInt, _>(BATCH)
+        .load(&mut conn)
+        .await?
+    };
+    let wanted = state.config.cluster.max_replicas.max(1) as usize;
+    let mut moved = 0;
+    for c in candidates {
+        let live = live.clone();
+        let jobs = fenced_tx(&state.db, state.node, fence, move |conn| {
+            async move { replace_one(conn, &c.cid, c.node_id, &live, wanted, true).await }.boxed()
+        })
+        .await?;
+        if let Some(jobs) = jobs {
+            moved += 1;
+            state.jobs.enqueue_all(&jobs).await;
+        }
+    }
+    if moved > 0 {
+        tracing::info!(moved, "copying replicas away from draining nodes");
+    }
+    Ok(moved)
+}
+
+/// The leader's rebalance step, when an operator asked for one: starts the current
+/// plan's moves (copy to `to`, mark the `from` copy replaced); clears the request once
+/// nothing is left to move or in flight. Returns how many moves started.
+pub async fn rebalance_round(state: &AppState, fence: i64) -> Result<usize> {
+    let ttl = state.config.cluster.node_ttl;
+    let status = {
+        let mut conn = crate::db::pool::get(&state.db).await?;
+        ops::rebalance_status(&mut conn, ttl).await?
+    };
+    if !status.requested {
+        return Ok(0);
+    }
+    if status.moves.is_empty() {
+        if status.in_flight == 0 {
+            fenced_tx(&state.db, state.node, fence, |conn| {
+                async move {
+                    diesel::update(cluster_state::table)
+                        .set((
+                            cluster_state::rebalance_requested_at.eq(None::<DateTime<Utc>>),
+                            cluster_state::rebalance_requested_by.eq(None::<String>),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                }
+                .boxed()
+            })
+            .await?;
+            tracing::info!("rebalance finished");
+        }
+        return Ok(0);
+    }
+    let moves = {
+        let mut conn = crate::db::pool::get(&state.db).await?;
+        ops::current_plan(&mut conn, ttl).await?
+    };
+    let mut started = 0;
+    for m in moves {
+        let job = fenced_tx(&state.db, state.node, fence, move |conn| {
+            async move { start_move(conn, &m).await }.boxed()
+        })
+        .await?;
+        if let Some(job) = job {
+            started += 1;
+            state.jobs.enqueue(&job, None).await;
+        }
+    }
+    tracing::info!(started, "rebalance round started moves");
+    Ok(started)
+}
+
+/// Copy-then-remove, first half: a queued placement on `to`, the `from` copy marked
+/// replaced (trimmed once the copy is pinned). Nothing when the world moved on.
+async fn start_move(conn: &mut AsyncPgConnection, m: &Move) -> Result<Option<PlacementJob>> {
+    if store::lock_refcount(conn, &m.cid)
+        .await?
+        .is_none_or(|n| n <= 0)
+    {
+        return Ok(None);
+    }
+    let placements = store::lock_all(conn, &m.cid).await?;
+    let from_ok = placements.iter().any(|p| {
+        p.node_id == m.from && p.replaced_at.is_none() && p.state() == Some(PlacementState::Pinned)
+    });
+    let to_free = !placements.iter().any(|p| p.node_id == m.to);
+    if !from_ok || !to_free {
+        return Ok(None);
+    }
+    let p = store::insert_queued(conn, &m.cid, m.to, None).await?;
+    store::mark_replaced(conn, &m.cid, m.from).await?;
+    status::refresh(conn, &m.cid).await?;
+    Ok(Some(p.job(JobKind::Pin)))
 }
