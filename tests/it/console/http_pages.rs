@@ -1,14 +1,15 @@
-//! The console over plain HTTP (the browser tests are in `console.rs`): sign-in without a
-//! provider, pages rendered from the same domain functions as the API, CSRF, and the
-//! same authorisation (a member gets `Not found` for cluster and other orgs' pages).
+//! The console over plain HTTP (the browser tests are in `browser_scenarios.rs`):
+//! sign-in without a provider, pages rendered from the same domain functions as the API,
+//! CSRF, and the same authorisation (a member gets `Not found` for cluster and other
+//! orgs' pages).
 
 use anchorage::auth::Role;
 use futures_util::FutureExt;
 use reqwest::{header, StatusCode};
 
 use crate::{
+    api::pins::{app, cid},
     harness::{TestApp, TestDb},
-    pins_api::{app, cid},
 };
 
 fn client() -> reqwest::Client {

@@ -14,8 +14,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::{
+    api::pins::{app, cid, db_count},
     harness::{send, TestApp, TestDb},
-    pins_api::{app, cid, db_count},
 };
 
 fn now() -> i64 {

@@ -15,8 +15,8 @@ use tokio_tungstenite::{
 };
 
 use crate::{
+    api::pins::{app, cid},
     harness::{cluster::TestCluster, kubo::random_bytes, send, TestApp, TestDb},
-    pins_api::{app, cid},
 };
 
 type Ws<S> = WebSocketStream<S>;

@@ -7,8 +7,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::{
+    api::pins::PEER,
     harness::{send, TestApp, TestDb},
-    pins_api::PEER,
 };
 
 const LIMIT: usize = 5;

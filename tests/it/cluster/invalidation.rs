@@ -1,7 +1,7 @@
 //! Cross-node cache invalidation: a revocation written without any announcement is not
 //! seen while the verdict is cached, but losing the invalidation feed drops every cache,
 //! so the next request reads the truth. (Revocation announced on one node and refused on
-//! another is in `cluster.rs`.)
+//! another is in `multi_node.rs`.)
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,8 @@ use diesel_async::RunQueryDsl;
 use reqwest::Method;
 
 use crate::{
+    api::pins::app,
     harness::{send, TestDb},
-    pins_api::app,
 };
 
 #[tokio::test]
@@ -24,7 +24,7 @@ async fn losing_the_invalidation_feed_drops_the_caches() {
     let listening = "SELECT count(*) AS n FROM pg_stat_activity \
                      WHERE query LIKE 'LISTEN anchorage_invalidate%'";
     let deadline = Instant::now() + Duration::from_secs(10);
-    while crate::pins_api::db_count(&app, listening).await == 0 {
+    while crate::api::pins::db_count(&app, listening).await == 0 {
         assert!(
             Instant::now() < deadline,
             "the invalidation feed never listened"

@@ -12,8 +12,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::{
+    api::pins::{app, cid, db_count},
     harness::{send, TestApp, TestDb},
-    pins_api::{app, cid, db_count},
 };
 
 /// Rows in the big org. Large enough that the planner would never choose an index it

@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::{
+    api::pins::app,
     harness::{send, TestApp, TestDb},
-    pins_api::app,
 };
 
 /// Mints and revokes `n` tokens in `org` through the API: 2n audited actions.

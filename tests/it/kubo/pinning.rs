@@ -7,8 +7,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::{
+    api::pins::db_count,
     harness::{kubo::random_bytes, send, KuboNode, TestApp, TestDb},
-    pins_api::db_count,
 };
 
 /// An app on `node`'s Kubo that may dial loopback origins, with quick retries.
@@ -559,7 +559,7 @@ async fn kubo_faults_retry_then_fail_with_the_reason_and_never_stop_the_worker()
         "error-line",
     ];
     let cids: Vec<String> = (0..behaviours.len() as u32)
-        .map(crate::pins_api::cid)
+        .map(crate::api::pins::cid)
         .collect();
     let fake = FakeKubo::start_with(
         cids.iter()

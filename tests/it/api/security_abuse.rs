@@ -17,13 +17,13 @@ use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::Request, Message};
 
 use crate::{
+    api::pins::{db_count, PEER},
+    auth::security_signin::{person, token_for},
+    auth::signin::post_session,
     harness::{counting_proxy::CountingProxy, kubo::random_bytes, send, KuboNode, TestApp, TestDb},
-    pinning::{
+    kubo::pinning::{
         app_on, canonical, eventually, kubo_pins, org_token, post_pin, start_nodes, wait_status,
     },
-    pins_api::{db_count, PEER},
-    security_signin::{person, token_for},
-    signin::post_session,
 };
 
 const DELEGATE: &str =
@@ -893,10 +893,10 @@ async fn control_characters_in_names_and_meta_are_refused_with_400() {
         assert_eq!(body["error"]["reason"], "BAD_REQUEST", "{body}");
     }
     for pin in [
-        json!({"cid": crate::pins_api::cid(1), "name": "bell\u{7}"}),
-        json!({"cid": crate::pins_api::cid(2), "name": "esc\u{1b}[2J"}),
-        json!({"cid": crate::pins_api::cid(3), "meta": {"k": "nul\u{0}"}}),
-        json!({"cid": crate::pins_api::cid(4), "meta": {"k": "del\u{7f}"}}),
+        json!({"cid": crate::api::pins::cid(1), "name": "bell\u{7}"}),
+        json!({"cid": crate::api::pins::cid(2), "name": "esc\u{1b}[2J"}),
+        json!({"cid": crate::api::pins::cid(3), "meta": {"k": "nul\u{0}"}}),
+        json!({"cid": crate::api::pins::cid(4), "meta": {"k": "del\u{7f}"}}),
     ] {
         let (status, body) = send(app.req(Method::POST, "/v1/pins", &token).json(&pin)).await;
         assert_eq!(status, 400, "{pin}: {body}");
@@ -918,7 +918,7 @@ async fn status_details_tell_tenants_what_happened_without_the_rpc_url() {
     )
     .await;
     let (_, token) = org_token(&app, "acme").await;
-    let id = post_pin(&app, &token, json!({"cid": crate::pins_api::cid(7)})).await;
+    let id = post_pin(&app, &token, json!({"cid": crate::api::pins::cid(7)})).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let details = loop {
         let (_, pin) = send(app.req(Method::GET, &format!("/v1/pins/{id}"), &token)).await;

@@ -12,7 +12,7 @@ use anchorage::{
 use diesel_async::RunQueryDsl;
 use futures_util::FutureExt;
 
-use crate::{harness::TestDb, pins_api::db_count_in};
+use crate::{api::pins::db_count_in, harness::TestDb};
 
 const CID: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
 

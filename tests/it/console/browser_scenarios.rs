@@ -2,7 +2,7 @@
 //! scenarios in `tests/e2e/`): sign-in through a real OIDC provider, a pin turning
 //! `pinned` live, tokens, the cluster page, what members may not do, and a screenshot of
 //! every page (`<target>/e2e-screenshots/`). The console over plain HTTP is tested in
-//! `console_pages.rs`.
+//! `http_pages.rs`.
 
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ async fn api_only_app(db: &TestDb, port: ReservedPort, idp: &OidcProvider) -> Te
         "ipfs.delegates".into(),
         json!([format!(
             "/ip4/198.51.99.7/tcp/4001/p2p/{}",
-            crate::pins_api::PEER
+            crate::api::pins::PEER
         )]),
     ));
     TestApp::spawn_at(port, db, "http://127.0.0.1:9", extra, Work::ApiOnly).await
@@ -157,7 +157,7 @@ impl LateOrigin {
 #[tokio::test]
 async fn the_browser_driver_works() {
     let db = TestDb::migrated().await;
-    let app = crate::pins_api::app(&db).await;
+    let app = crate::api::pins::app(&db).await;
     let mut run = Scenario::new("driver_smoke", &app.base).start().await;
     let rendered = run.result().await;
     assert!(
@@ -394,7 +394,7 @@ async fn a_member_cannot_see_cluster_or_other_orgs_and_csrf_less_posts_are_refus
     // Nothing was made by the refused forms.
     for table in ["api_tokens", "pins"] {
         let n =
-            crate::pins_api::db_count(&app, &format!("SELECT count(*) AS n FROM {table}")).await;
+            crate::api::pins::db_count(&app, &format!("SELECT count(*) AS n FROM {table}")).await;
         assert_eq!(n, 0, "rows in {table}");
     }
 }
@@ -420,7 +420,7 @@ async fn screenshots_of_every_console_page() {
     {
         let (status, body) = send(
             app.req(Method::POST, "/v1/pins", &token)
-                .json(&json!({ "cid": crate::pins_api::cid(i as u32 + 1), "name": name })),
+                .json(&json!({ "cid": crate::api::pins::cid(i as u32 + 1), "name": name })),
         )
         .await;
         assert_eq!(status, 202, "{body}");

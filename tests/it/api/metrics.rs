@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::{
+    api::pins::{cid, PEER},
     harness::{send, TestApp, TestDb},
-    pins_api::{cid, PEER},
 };
 
 /// The API-only app of the pins tests, plus `extra` config.

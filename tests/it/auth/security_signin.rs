@@ -15,14 +15,14 @@ use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::{
+    api::pins::db_count,
+    auth::signin::{
+        app_for, as_browser, finish, login_to, no_redirects, post_session, sign_in, CLIENT, SITE,
+    },
     harness::{
         app::TEST_KID,
         oidc::{Account, OidcProvider},
         send, TestApp, TestDb,
-    },
-    pins_api::db_count,
-    signin::{
-        app_for, as_browser, finish, login_to, no_redirects, post_session, sign_in, CLIENT, SITE,
     },
 };
 
@@ -32,7 +32,7 @@ fn provider(accounts: &[Account]) -> OidcProvider {
 }
 
 /// Signs `who` in at the provider and posts the code back from the same browser.
-async fn attempt(app: &TestApp, idp: &OidcProvider, who: &str) -> crate::signin::Answer {
+async fn attempt(app: &TestApp, idp: &OidcProvider, who: &str) -> crate::auth::signin::Answer {
     let login = login_to(app, "/").await;
     let back = idp.authorize(&login.location, who).await;
     finish(app, &login, &back).await
@@ -253,7 +253,7 @@ async fn bootstrap_makes_only_the_first_identity_with_the_email_a_sysadmin() {
 #[tokio::test]
 async fn a_session_opened_from_a_token_carries_only_that_token() {
     let db = TestDb::migrated().await;
-    let app = crate::pins_api::app(&db).await;
+    let app = crate::api::pins::app(&db).await;
     let acme = app.create_org("acme").await;
     let other = app.create_org("other").await;
     // A sysadmin who is also acme's admin hands out a narrow, short token.
@@ -306,7 +306,7 @@ async fn a_session_opened_from_a_token_carries_only_that_token() {
     assert_eq!(status, 200);
     let (status, body) = send(
         as_browser(&app, Method::POST, "/v1/pins", &cookie)
-            .json(&json!({"cid": crate::pins_api::cid(1)})),
+            .json(&json!({"cid": crate::api::pins::cid(1)})),
     )
     .await;
     assert_eq!(status, 403, "{body}");
@@ -377,7 +377,7 @@ async fn a_session_opened_from_a_token_carries_only_that_token() {
 #[tokio::test]
 async fn removed_or_demoted_members_lose_their_tokens_and_sessions_on_every_node() {
     let db = TestDb::migrated().await;
-    let one = crate::pins_api::app(&db).await;
+    let one = crate::api::pins::app(&db).await;
     // A second node over the same database and signing key.
     let key = one.state.config.auth.api_token.signing_keys[0].path.clone();
     let two = TestApp::spawn_api_only(
@@ -478,7 +478,7 @@ async fn removed_or_demoted_members_lose_their_tokens_and_sessions_on_every_node
 #[tokio::test]
 async fn child_tokens_expire_with_and_are_revoked_with_their_parent() {
     let db = TestDb::migrated().await;
-    let app = crate::pins_api::app(&db).await;
+    let app = crate::api::pins::app(&db).await;
     let acme = app.create_org("acme").await;
     let erin = person(&app, "erin@example.com", acme, Role::Member, false).await;
     let (root, root_jti) = token_for(
@@ -640,7 +640,7 @@ async fn a_sign_in_completes_only_in_the_browser_that_started_it() {
 #[tokio::test]
 async fn the_console_token_form_refuses_other_sites() {
     let db = TestDb::migrated().await;
-    let app = crate::pins_api::app(&db).await;
+    let app = crate::api::pins::app(&db).await;
     let acme = app.create_org("acme").await;
     let attacker = person(&app, "attacker@example.com", acme, Role::Member, false).await;
     let (token, _) = token_for(
@@ -721,7 +721,7 @@ async fn return_to_never_leaves_the_site() {
 #[tokio::test]
 async fn a_token_issued_in_the_future_or_not_yet_valid_is_refused() {
     let db = TestDb::migrated().await;
-    let app = crate::pins_api::app(&db).await;
+    let app = crate::api::pins::app(&db).await;
     let acme = app.create_org("acme").await;
     let now = chrono::Utc::now().timestamp();
     let forge = |iat: i64, nbf: Option<i64>| {

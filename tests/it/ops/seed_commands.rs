@@ -13,13 +13,13 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::{
+    api::pins::cid,
+    auth::security_signin::{person, token_for},
+    auth::signin::{sign_in, SITE},
     harness::{
         oidc::{Account, OidcProvider},
         KuboNode, TestApp, TestDb,
     },
-    pins_api::cid,
-    security_signin::{person, token_for},
-    signin::{sign_in, SITE},
 };
 
 const TSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/seed-commands.tsv");
@@ -137,7 +137,7 @@ impl Stack {
         let mut parts = request.splitn(3, ' ');
         let method = Method::from_bytes(parts.next().unwrap().as_bytes()).unwrap();
         let path = parts.next().unwrap().to_string();
-        let mut req = crate::signin::no_redirects().request(method, self.app.url(&path));
+        let mut req = crate::auth::signin::no_redirects().request(method, self.app.url(&path));
         for option in parts
             .next()
             .unwrap_or_default()

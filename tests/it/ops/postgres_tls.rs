@@ -8,9 +8,9 @@ use anchorage::db::{self, connect::Target, PoolOptions};
 use serde_json::json;
 
 use crate::{
+    api::pins::db_count,
     harness::{kubo::random_bytes, pg, TestDb},
-    pinning::{app_on, org_token, post_pin, start_nodes, wait_status},
-    pins_api::db_count,
+    kubo::pinning::{app_on, org_token, post_pin, start_nodes, wait_status},
 };
 
 fn verify(mode: &str, ca: &std::path::Path) -> String {
