@@ -7,10 +7,7 @@ use anchorage::{auth::Role, ids::OrgId};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{
-    api::pins::app,
-    harness::{send, TestApp, TestDb},
-};
+use crate::harness::{fixtures::app, send, TestApp, TestDb};
 
 /// Mints and revokes `n` tokens in `org` through the API: 2n audited actions.
 async fn churn(app: &TestApp, org: OrgId, n: usize) {

@@ -14,9 +14,11 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
-use crate::{
-    api::pins::{app, cid},
-    harness::{cluster::TestCluster, kubo::random_bytes, send, TestApp, TestDb},
+use crate::harness::{
+    cluster::TestCluster,
+    fixtures::{app, cid},
+    kubo::random_bytes,
+    send, sql, TestApp, TestDb,
 };
 
 type Ws<S> = WebSocketStream<S>;
@@ -66,12 +68,15 @@ async fn add_pin(app: &TestApp, token: &str, n: u32) -> String {
 
 async fn set_status(app: &TestApp, org: OrgId, id: &str, status: &str) {
     let uuid = id.parse::<anchorage::ids::RequestId>().unwrap().uuid();
-    let sql = format!("UPDATE pins SET status = '{status}' WHERE id = '{uuid}'");
+    let update = sql::query(
+        "UPDATE pins SET status = $1 WHERE id = $2",
+        &[status.into(), uuid.into()],
+    );
     anchorage::db::org_tx(&app.state.db, org, |conn| {
         use diesel_async::RunQueryDsl;
         use futures_util::FutureExt;
         async move {
-            diesel::sql_query(sql).execute(conn).await?;
+            update.execute(conn).await?;
             Ok(())
         }
         .boxed()
@@ -188,13 +193,13 @@ async fn a_client_that_stops_reading_is_dropped_and_others_keep_receiving() {
         .await
         .is_some());
     // A burst: many new pins in one statement, one event each.
-    db.superuser_exec(&format!(
+    db.superuser_exec_with(
         "INSERT INTO pins (id, org_id, cid, requested_cid, created) \
-         SELECT gen_random_uuid(), '{}', 'burst' || i, 'burst' || i, \
+         SELECT gen_random_uuid(), $1::text::uuid, 'burst' || i, 'burst' || i, \
                 date_trunc('milliseconds', now()) - interval '1 day' - i * interval '1 millisecond' \
-         FROM generate_series(1, {BURST}) i",
-        org.uuid()
-    ))
+         FROM generate_series(1, $2::bigint) i",
+        &[&org.uuid().to_string(), &(BURST as i64)],
+    )
     .await;
     let mut got = 0;
     while got < BURST {

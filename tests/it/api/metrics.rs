@@ -8,9 +8,9 @@ use anchorage::auth::Role;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{
-    api::pins::{cid, PEER},
-    harness::{send, TestApp, TestDb},
+use crate::harness::{
+    fixtures::{cid, PEER},
+    send, TestApp, TestDb,
 };
 
 /// The API-only app of the pins tests, plus `extra` config.

@@ -3,60 +3,19 @@
 
 use std::collections::HashSet;
 
-use anchorage::{auth::Role, db::system_tx};
-use diesel::{sql_types::BigInt, QueryableByName};
-use diesel_async::RunQueryDsl;
-use futures_util::FutureExt;
+use anchorage::auth::Role;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{send, KuboNode, TestApp, TestDb};
+use crate::harness::{
+    fixtures::{app, cid, PEER},
+    send,
+    sql::{db_count, exec_in},
+    KuboNode, TestApp, TestDb,
+};
 
-pub const PEER: &str = "12D3KooWGRUVh1S3jiwVmGzeoWfxFcNn7MWzL9VXpdKrUZyWH8Qd";
 pub const V0: &str = "QmY7Yh4UquoXHLPFo2XbhXkhBvFoPwmQUSa92pxnxjQuPU";
 pub const V0_AS_V1: &str = "bafybeierhgbz4zp2x2u67urqrgfnrnlukciupzenpqpipiz5nwtq7uxpx4";
-
-/// An app whose delegates are configured, so no Kubo is needed to accept pins, and whose
-/// placements never move (no pin workers), so tests may set statuses themselves.
-pub async fn app(db: &TestDb) -> TestApp {
-    TestApp::spawn_api_only(
-        db,
-        "http://127.0.0.1:9",
-        vec![(
-            "ipfs.delegates".into(),
-            json!([format!("/ip4/198.51.99.7/tcp/4001/p2p/{PEER}")]),
-        )],
-    )
-    .await
-}
-
-/// A distinct valid CID per `n` (identity multihash of the number).
-pub fn cid(n: u32) -> String {
-    let digest = n.to_be_bytes();
-    let mh = cid::multihash::Multihash::<64>::wrap(0x00, &digest).unwrap();
-    cid::Cid::new_v1(0x55, mh).to_string()
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// Runs a count query across all orgs.
-pub async fn db_count(app: &TestApp, sql: &str) -> i64 {
-    db_count_in(&app.state.db, sql).await
-}
-
-/// `db_count` on any pool.
-pub async fn db_count_in(pool: &anchorage::db::DbPool, sql: &str) -> i64 {
-    let sql = sql.to_string();
-    system_tx(pool, |conn| {
-        async move { Ok(diesel::sql_query(sql).get_result::<Count>(conn).await?.n) }.boxed()
-    })
-    .await
-    .unwrap()
-}
 
 async fn add(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
     send(app.req(Method::POST, "/v1/pins", token).json(&body)).await
@@ -103,21 +62,38 @@ async fn add_get_delete_round_trip_with_db_state() {
         "one replica wanted, none pinned yet"
     );
     assert_eq!(
-        db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{V0_AS_V1}' AND state = 'queued' AND node_id = '{}'", app.state.node.uuid())).await,
+        db_count(&app, "SELECT count(*) AS n FROM placements WHERE cid = $1 AND state = 'queued' AND node_id = $2", &[V0_AS_V1.into(), app.state.node.uuid().into()]).await,
         1,
         "a queued placement on this node"
     );
 
-    assert_eq!(db_count(&app, &format!("SELECT count(*) AS n FROM pins WHERE cid = '{V0_AS_V1}' AND requested_cid = '{V0}'")).await, 1);
     assert_eq!(
         db_count(
             &app,
-            &format!("SELECT refcount::bigint AS n FROM cid_refs WHERE cid = '{V0_AS_V1}'")
+            "SELECT count(*) AS n FROM pins WHERE cid = $1 AND requested_cid = $2",
+            &[V0_AS_V1.into(), V0.into()]
         )
         .await,
         1
     );
-    assert_eq!(db_count(&app, &format!("SELECT count(*) AS n FROM cid_origins WHERE cid = '{V0_AS_V1}' AND origin = '{origin}'")).await, 1);
+    assert_eq!(
+        db_count(
+            &app,
+            "SELECT refcount::bigint AS n FROM cid_refs WHERE cid = $1",
+            &[V0_AS_V1.into()]
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM cid_origins WHERE cid = $1 AND origin = $2",
+            &[V0_AS_V1.into(), origin.into()]
+        )
+        .await,
+        1
+    );
 
     let (status, got) = send(app.req(Method::GET, &format!("/v1/pins/{id}"), &token)).await;
     assert_eq!(status, 200);
@@ -146,17 +122,26 @@ async fn add_get_delete_round_trip_with_db_state() {
     assert_eq!(body["error"]["reason"], "NOT_FOUND");
     let (_, list) = send(app.req(Method::GET, &format!("/v1/pins?cid={V0}"), &token)).await;
     assert_eq!(list, json!({"count": 0, "results": []}));
-    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM pins").await, 0);
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
+        0
+    );
     assert_eq!(
         db_count(
             &app,
-            &format!("SELECT refcount::bigint AS n FROM cid_refs WHERE cid = '{V0_AS_V1}'")
+            "SELECT refcount::bigint AS n FROM cid_refs WHERE cid = $1",
+            &[V0_AS_V1.into()]
         )
         .await,
         0
     );
     assert_eq!(
-        db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{V0_AS_V1}' AND state = 'unpinning'")).await,
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM placements WHERE cid = $1 AND state = 'unpinning'",
+            &[V0_AS_V1.into()]
+        )
+        .await,
         1,
         "the last reference gone, the placement awaits its unpin"
     );
@@ -224,12 +209,12 @@ async fn bad_input_is_a_400_with_the_error_body_and_writes_nothing() {
     assert_eq!(resp["error"]["reason"], "PAYLOAD_TOO_LARGE");
 
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM pins").await,
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
         0,
         "nothing half-written"
     );
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM cid_refs").await,
+        db_count(&app, "SELECT count(*) AS n FROM cid_refs", &[]).await,
         0
     );
 
@@ -242,16 +227,12 @@ async fn bad_input_is_a_400_with_the_error_body_and_writes_nothing() {
 /// Sets `status` on the pin `id` directly (pins stay queued until pin execution lands).
 async fn set_status(app: &TestApp, id: &str, status: &str) {
     let uuid = id.parse::<anchorage::ids::RequestId>().unwrap().uuid();
-    let sql = format!("UPDATE pins SET status = '{status}' WHERE id = '{uuid}'");
-    system_tx(&app.state.db, |conn| {
-        async move {
-            diesel::sql_query(sql).execute(conn).await?;
-            Ok(())
-        }
-        .boxed()
-    })
-    .await
-    .unwrap();
+    exec_in(
+        &app.state.db,
+        "UPDATE pins SET status = $1 WHERE id = $2",
+        &[status.into(), uuid.into()],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -444,22 +425,15 @@ async fn every_listing_limit_has_its_400() {
 
 /// Inserts `n` pins for `org` directly (the API path is covered elsewhere), all pinned.
 async fn bulk_pins(app: &TestApp, org: anchorage::ids::OrgId, n: i64) {
-    let sql = format!(
+    exec_in(
+        &app.state.db,
         "INSERT INTO pins (id, org_id, cid, requested_cid, status, created) \
-         SELECT gen_random_uuid(), '{}', 'c' || i, 'c' || i, 'pinned', \
+         SELECT gen_random_uuid(), $1, 'c' || i, 'c' || i, 'pinned', \
                 date_trunc('milliseconds', now()) - (i * interval '1 millisecond') \
-         FROM generate_series(1, {n}) AS i",
-        org.uuid()
-    );
-    system_tx(&app.state.db, |conn| {
-        async move {
-            diesel::sql_query(sql).execute(conn).await?;
-            Ok(())
-        }
-        .boxed()
-    })
-    .await
-    .unwrap();
+         FROM generate_series(1, $2) AS i",
+        &[org.uuid().into(), n.into()],
+    )
+    .await;
 }
 
 /// Pages the way Kubo's client does: `before` = `created` of the last item, stopping when
@@ -569,10 +543,8 @@ async fn replace_makes_a_new_request_and_retires_the_old_one() {
     assert_eq!(
         db_count(
             &app,
-            &format!(
-                "SELECT refcount::bigint AS n FROM cid_refs WHERE cid = '{}'",
-                cid(1)
-            )
+            "SELECT refcount::bigint AS n FROM cid_refs WHERE cid = $1",
+            &[cid(1).into()]
         )
         .await,
         0
@@ -580,10 +552,8 @@ async fn replace_makes_a_new_request_and_retires_the_old_one() {
     assert_eq!(
         db_count(
             &app,
-            &format!(
-                "SELECT refcount::bigint AS n FROM cid_refs WHERE cid = '{}'",
-                cid(2)
-            )
+            "SELECT refcount::bigint AS n FROM cid_refs WHERE cid = $1",
+            &[cid(2).into()]
         )
         .await,
         1
@@ -596,7 +566,10 @@ async fn replace_makes_a_new_request_and_retires_the_old_one() {
     )
     .await;
     assert_eq!(status, 404);
-    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM pins").await, 1);
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
+        1
+    );
     // A bad body on replace leaves the old request alone.
     let (status, _) = send(
         app.req(Method::POST, &format!("/v1/pins/{new_id}"), &t)
@@ -644,7 +617,10 @@ async fn another_orgs_pins_are_404_and_invisible() {
     let (status, got) = send(app.req(Method::GET, &format!("/v1/pins/{id}"), &ta)).await;
     assert_eq!(status, 200);
     assert_eq!(got["pin"]["cid"], cid(1).as_str());
-    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM pins").await, 1);
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -683,7 +659,10 @@ async fn without_any_known_address_new_pins_are_refused_with_503() {
         .as_str()
         .unwrap()
         .contains("IPFS node"));
-    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM pins").await, 0);
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
+        0
+    );
     // Reads still work.
     let (status, list) = send(app.req(Method::GET, "/v1/pins", &t)).await;
     assert_eq!(status, 200);

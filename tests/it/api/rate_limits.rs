@@ -6,10 +6,7 @@ use anchorage::auth::Role;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{
-    api::pins::PEER,
-    harness::{send, TestApp, TestDb},
-};
+use crate::harness::{fixtures::PEER, send, TestApp, TestDb};
 
 const LIMIT: usize = 5;
 

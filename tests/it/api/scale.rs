@@ -11,9 +11,11 @@ use futures_util::FutureExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{
-    api::pins::{app, cid, db_count},
-    harness::{send, TestApp, TestDb},
+use crate::harness::{
+    fixtures::{app, cid},
+    send,
+    sql::{self, db_count},
+    TestApp, TestDb,
 };
 
 /// Rows in the big org. Large enough that the planner would never choose an index it
@@ -21,18 +23,18 @@ use crate::{
 const BIG: i64 = 100_000;
 
 async fn load(db: &TestDb, org: OrgId, n: i64, seed: &str) {
-    let sql = format!(
+    // As the superuser: a bulk load is not a request and must not hit statement_timeout.
+    db.superuser_exec_with(
         "INSERT INTO pins (id, org_id, cid, requested_cid, name, meta, status, created) \
-         SELECT gen_random_uuid(), '{org}', '{seed}' || i, '{seed}' || i, \
+         SELECT gen_random_uuid(), $1::text::uuid, $2::text || i, $2::text || i, \
                 CASE WHEN i % 1000 = 0 THEN 'Annual-Report-' || i ELSE 'file-' || i || '.bin' END, \
                 jsonb_build_object('app', 'app' || (i % 500)), \
                 CASE WHEN i % 10 = 0 THEN 'queued' WHEN i % 997 = 0 THEN 'failed' ELSE 'pinned' END, \
                 date_trunc('milliseconds', now()) - (i * interval '1 millisecond') \
-         FROM generate_series(1, {n}) AS i",
-        org = org.uuid()
-    );
-    // As the superuser: a bulk load is not a request and must not hit statement_timeout.
-    db.superuser_exec(&sql).await;
+         FROM generate_series(1, $3::bigint) AS i",
+        &[&org.uuid().to_string(), &seed, &n],
+    )
+    .await;
     db.superuser_exec("VACUUM ANALYZE pins").await;
     db.superuser_exec("ANALYZE pin_counts").await;
 }
@@ -200,12 +202,15 @@ async fn status_counters_stay_exact_under_concurrent_writes() {
     let flips = ids[80..120].iter().enumerate().map(|(i, id)| {
         let uuid = id.parse::<anchorage::ids::RequestId>().unwrap().uuid();
         let status = ["pinning", "pinned", "failed"][i % 3];
-        let sql = format!("UPDATE pins SET status = '{status}' WHERE id = '{uuid}'");
+        let update = sql::query(
+            "UPDATE pins SET status = $1 WHERE id = $2",
+            &[status.into(), uuid.into()],
+        );
         let pool = app.state.db.clone();
         async move {
             org_tx(&pool, org, |conn| {
                 async move {
-                    diesel::sql_query(sql).execute(conn).await?;
+                    update.execute(conn).await?;
                     Ok(())
                 }
                 .boxed()
@@ -229,13 +234,11 @@ async fn status_counters_stay_exact_under_concurrent_writes() {
         for status in ["queued", "pinning", "pinned", "failed"] {
             let counted = db_count(
                 &app,
-                &format!(
-                    "SELECT count(*) AS n FROM pins WHERE org_id = '{}' AND status = '{status}'",
-                    org.uuid()
-                ),
+                "SELECT count(*) AS n FROM pins WHERE org_id = $1 AND status = $2",
+                &[org.uuid().into(), status.into()],
             )
             .await;
-            let kept = db_count(&app, &format!("SELECT COALESCE(sum(n), 0)::bigint AS n FROM pin_counts WHERE org_id = '{}' AND status = '{status}'", org.uuid())).await;
+            let kept = db_count(&app, "SELECT COALESCE(sum(n), 0)::bigint AS n FROM pin_counts WHERE org_id = $1 AND status = $2", &[org.uuid().into(), status.into()]).await;
             assert_eq!(kept, counted, "{status}");
             let (_, body) = send(app.req(
                 Method::GET,
@@ -247,11 +250,15 @@ async fn status_counters_stay_exact_under_concurrent_writes() {
         }
     };
     check().await;
-    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM pins").await, 80);
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
+        80
+    );
     assert_eq!(
         db_count(
             &app,
-            "SELECT count(*) AS n FROM pins WHERE status = 'failed'"
+            "SELECT count(*) AS n FROM pins WHERE status = 'failed'",
+            &[]
         )
         .await,
         13
@@ -266,7 +273,7 @@ async fn status_counters_stay_exact_under_concurrent_writes() {
         anchorage::pins::counts::compact(&app.state.db)
             .await
             .unwrap();
-        if db_count(&app, "SELECT count(*) AS n FROM pin_counts").await <= 4 {
+        if db_count(&app, "SELECT count(*) AS n FROM pin_counts", &[]).await <= 4 {
             break;
         }
         assert!(

@@ -17,10 +17,16 @@ use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::Request, Message};
 
 use crate::{
-    api::pins::{db_count, PEER},
     auth::security_signin::{person, token_for},
     auth::signin::post_session,
-    harness::{counting_proxy::CountingProxy, kubo::random_bytes, send, KuboNode, TestApp, TestDb},
+    harness::{
+        counting_proxy::CountingProxy,
+        fixtures::{cid, PEER},
+        kubo::random_bytes,
+        send,
+        sql::{db_count, Param},
+        KuboNode, TestApp, TestDb,
+    },
     kubo::pinning::{
         app_on, canonical, eventually, kubo_pins, org_token, post_pin, start_nodes, wait_status,
     },
@@ -42,7 +48,7 @@ async fn session_scans(app: &TestApp) -> i64 {
     tokio::time::sleep(Duration::from_millis(11_500)).await;
     db_count(
         app,
-        "SELECT (seq_scan + coalesce(idx_scan, 0))::bigint AS n FROM pg_stat_user_tables WHERE relname = 'sessions'",
+        "SELECT (seq_scan + coalesce(idx_scan, 0))::bigint AS n FROM pg_stat_user_tables WHERE relname = 'sessions'", &[],
     )
     .await
 }
@@ -299,9 +305,14 @@ async fn cid_of(node: &KuboNode, bytes: Vec<u8>) -> String {
 async fn delete_and_wait_for_unpin(app: &TestApp, token: &str, id: &str, key: &str) {
     let (status, body) = send(app.req(Method::DELETE, &format!("/v1/pins/{id}"), token)).await;
     assert_eq!(status, 202, "{body}");
-    let placements = format!("SELECT count(*) AS n FROM placements WHERE cid = '{key}'");
     eventually("the unpin ran", Duration::from_secs(20), || async {
-        db_count(app, &placements).await == 0
+        db_count(
+            app,
+            "SELECT count(*) AS n FROM placements WHERE cid = $1",
+            &[key.into()],
+        )
+        .await
+            == 0
     })
     .await;
 }
@@ -328,15 +339,17 @@ async fn a_pin_deleted_while_its_content_is_still_arriving_does_not_stay_on_kubo
     )
     .await;
     let key = canonical(&cid);
-    let owned = format!("SELECT count(*) AS n FROM owned_pins WHERE cid = '{key}'");
+    let owned = "SELECT count(*) AS n FROM owned_pins WHERE cid = $1";
+    let of_key = [Param::from(&key)];
     eventually("the fetch starts", Duration::from_secs(20), || async {
         db_count(
             &app,
             "SELECT count(*) AS n FROM placements WHERE state = 'pinning'",
+            &[],
         )
         .await
             == 1
-            && db_count(&app, &owned).await == 1
+            && db_count(&app, owned, &of_key).await == 1
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -360,13 +373,13 @@ async fn a_pin_deleted_while_its_content_is_still_arriving_does_not_stay_on_kubo
         assert!(
             Instant::now() < deadline,
             "the pin leaked: Kubo still holds {key}; owned_pins rows: {}",
-            db_count(&app, &owned).await
+            db_count(&app, owned, &of_key).await
         );
         reconcile(&app.state).await.unwrap();
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
     assert_eq!(
-        db_count(&app, &owned).await,
+        db_count(&app, owned, &of_key).await,
         0,
         "the ledger row is gone too"
     );
@@ -381,9 +394,8 @@ async fn a_pin_deleted_while_its_content_is_still_arriving_does_not_stay_on_kubo
     assert_eq!(
         db_count(
             &app,
-            &format!(
-                "SELECT count(*) AS n FROM placements WHERE cid = '{key}' AND NOT preexisting"
-            )
+            "SELECT count(*) AS n FROM placements WHERE cid = $1 AND NOT preexisting",
+            &[key.into()]
         )
         .await,
         1
@@ -410,18 +422,23 @@ async fn the_ledger_row_of_a_deleted_pin_whose_fetch_never_lands_is_forgotten() 
     let (_, token) = org_token(&app, "acme").await;
     let id = post_pin(&app, &token, json!({"cid": cid})).await;
     let key = canonical(&cid);
-    let owned = format!("SELECT count(*) AS n FROM owned_pins WHERE cid = '{key}'");
+    let owned = "SELECT count(*) AS n FROM owned_pins WHERE cid = $1";
+    let of_key = [Param::from(&key)];
     eventually("the fetch starts", Duration::from_secs(20), || async {
-        db_count(&app, &owned).await == 1
+        db_count(&app, owned, &of_key).await == 1
     })
     .await;
     delete_and_wait_for_unpin(&app, &token, &id, &key).await;
     // While the fetch may still land, the row stays.
     reconcile(&app.state).await.unwrap();
-    assert_eq!(db_count(&app, &owned).await, 1, "forgotten mid-fetch");
+    assert_eq!(
+        db_count(&app, owned, &of_key).await,
+        1,
+        "forgotten mid-fetch"
+    );
     // Once the fetch has given up, there is nothing to remove: the row goes.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while db_count(&app, &owned).await > 0 {
+    while db_count(&app, owned, &of_key).await > 0 {
         assert!(
             Instant::now() < deadline,
             "the orphaned row was never forgotten"
@@ -893,16 +910,16 @@ async fn control_characters_in_names_and_meta_are_refused_with_400() {
         assert_eq!(body["error"]["reason"], "BAD_REQUEST", "{body}");
     }
     for pin in [
-        json!({"cid": crate::api::pins::cid(1), "name": "bell\u{7}"}),
-        json!({"cid": crate::api::pins::cid(2), "name": "esc\u{1b}[2J"}),
-        json!({"cid": crate::api::pins::cid(3), "meta": {"k": "nul\u{0}"}}),
-        json!({"cid": crate::api::pins::cid(4), "meta": {"k": "del\u{7f}"}}),
+        json!({"cid": cid(1), "name": "bell\u{7}"}),
+        json!({"cid": cid(2), "name": "esc\u{1b}[2J"}),
+        json!({"cid": cid(3), "meta": {"k": "nul\u{0}"}}),
+        json!({"cid": cid(4), "meta": {"k": "del\u{7f}"}}),
     ] {
         let (status, body) = send(app.req(Method::POST, "/v1/pins", &token).json(&pin)).await;
         assert_eq!(status, 400, "{pin}: {body}");
     }
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM pins").await,
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
         0,
         "nothing half-written"
     );
@@ -918,7 +935,7 @@ async fn status_details_tell_tenants_what_happened_without_the_rpc_url() {
     )
     .await;
     let (_, token) = org_token(&app, "acme").await;
-    let id = post_pin(&app, &token, json!({"cid": crate::api::pins::cid(7)})).await;
+    let id = post_pin(&app, &token, json!({"cid": cid(7)})).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let details = loop {
         let (_, pin) = send(app.req(Method::GET, &format!("/v1/pins/{id}"), &token)).await;

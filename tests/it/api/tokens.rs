@@ -4,9 +4,11 @@ use anchorage::auth::{Role, Scope};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{
-    api::pins::{app, cid, db_count},
-    harness::{send, TestApp, TestDb},
+use crate::harness::{
+    fixtures::{app, cid},
+    send,
+    sql::db_count,
+    TestApp, TestDb,
 };
 
 async fn mint(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
@@ -49,18 +51,13 @@ async fn mint_narrower_use_list_and_revoke() {
     assert_eq!(claims.org, Some(org));
 
     // The database has metadata, never the JWT.
-    let row_text = db_count(&app, &format!(
-        "SELECT count(*) AS n FROM api_tokens t WHERE t.jti = '{}' AND t.label = 'ci reader' AND t.scopes = ARRAY['pin:read']",
-        claims.jti.uuid()
-    )).await;
+    let row_text = db_count(&app, "SELECT count(*) AS n FROM api_tokens t WHERE t.jti = $1 AND t.label = 'ci reader' AND t.scopes = ARRAY['pin:read']", &[claims.jti.uuid().into()]).await;
     assert_eq!(row_text, 1);
     assert_eq!(
         db_count(
             &app,
-            &format!(
-                "SELECT count(*) AS n FROM api_tokens t WHERE t::text LIKE '%{}%'",
-                &jwt[jwt.len() - 20..]
-            )
+            "SELECT count(*) AS n FROM api_tokens t WHERE t::text LIKE '%' || $1 || '%'",
+            &[jwt[jwt.len() - 20..].into()]
         )
         .await,
         0
@@ -86,11 +83,12 @@ async fn mint_narrower_use_list_and_revoke() {
     assert_eq!(status, 401, "{body}");
     let (_, list) = send(app.req(Method::GET, "/v1/tokens", &member)).await;
     assert!(list["results"][0]["revoked_at"].is_string());
-    assert_eq!(db_count(&app, &format!("SELECT count(*) AS n FROM token_denylist WHERE jti = '{}' AND expires_at = to_timestamp({})", claims.jti.uuid(), claims.exp)).await, 1);
+    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM token_denylist WHERE jti = $1 AND expires_at = to_timestamp($2)", &[claims.jti.uuid().into(), claims.exp.into()]).await, 1);
     assert_eq!(
         db_count(
             &app,
-            "SELECT count(*) AS n FROM audit_log WHERE action IN ('token.create', 'token.revoke')"
+            "SELECT count(*) AS n FROM audit_log WHERE action IN ('token.create', 'token.revoke')",
+            &[]
         )
         .await,
         2
@@ -125,7 +123,7 @@ async fn a_token_cannot_mint_beyond_itself() {
         assert!(resp["error"]["reason"].is_string());
     }
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM api_tokens").await,
+        db_count(&app, "SELECT count(*) AS n FROM api_tokens", &[]).await,
         0
     );
 
@@ -256,7 +254,15 @@ async fn cli_revoke_token_and_prune_denylist() {
         status, 401,
         "a CLI-minted token revoked by the CLI is refused"
     );
-    assert_eq!(db_count(&app, &format!("SELECT count(*) AS n FROM audit_log WHERE action = 'token.revoke' AND target = '{jti}'")).await, 1);
+    assert_eq!(
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'token.revoke' AND target = $1",
+            &[jti.to_string().into()]
+        )
+        .await,
+        1
+    );
 
     // Prune removes only entries past their expiry.
     let expired = anchorage::ids::TokenId::new();
@@ -273,7 +279,7 @@ async fn cli_revoke_token_and_prune_denylist() {
     );
     assert!(out.status.success());
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM token_denylist").await,
+        db_count(&app, "SELECT count(*) AS n FROM token_denylist", &[]).await,
         2
     );
     let out = anchorage_cli(&app, &db, &["admin", "prune-denylist"]);
@@ -286,16 +292,14 @@ async fn cli_revoke_token_and_prune_denylist() {
     assert_eq!(
         db_count(
             &app,
-            &format!(
-                "SELECT count(*) AS n FROM token_denylist WHERE jti = '{}'",
-                jti.uuid()
-            )
+            "SELECT count(*) AS n FROM token_denylist WHERE jti = $1",
+            &[jti.uuid().into()]
         )
         .await,
         1
     );
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM token_denylist").await,
+        db_count(&app, "SELECT count(*) AS n FROM token_denylist", &[]).await,
         1
     );
 

@@ -13,9 +13,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{
-    api::pins::{app, cid, db_count},
-    harness::{send, TestApp, TestDb},
+use crate::harness::{
+    fixtures::{app, cid},
+    send,
+    sql::{self, db_count},
+    TestApp, TestDb,
 };
 
 fn now() -> i64 {
@@ -185,10 +187,10 @@ async fn a_revoked_token_is_refused() {
 async fn revoke_in_db(app: &TestApp, jti: TokenId) {
     use diesel_async::RunQueryDsl;
     let mut conn = anchorage::db::pool::get(&app.state.db).await.unwrap();
-    diesel::sql_query(format!(
-        "INSERT INTO token_denylist (jti, expires_at) VALUES ('{}', now() + interval '1 hour')",
-        jti.uuid()
-    ))
+    sql::query(
+        "INSERT INTO token_denylist (jti, expires_at) VALUES ($1, now() + interval '1 hour')",
+        &[jti.uuid().into()],
+    )
     .execute(&mut conn)
     .await
     .unwrap();
@@ -215,7 +217,10 @@ async fn scopes_limit_what_a_token_may_do() {
     let write_only = app.token(Some(org), Role::Member, Some(vec![Scope::PinWrite]));
     let (status, _) = send(app.req(Method::GET, "/v1/pins", &write_only)).await;
     assert_eq!(status, 403);
-    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM pins").await, 0);
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -243,16 +248,14 @@ async fn a_sysadmin_acts_in_another_org_only_by_naming_it_and_is_audited() {
     assert_eq!(
         db_count(
             &app,
-            &format!(
-                "SELECT count(*) AS n FROM pins WHERE org_id = '{}'",
-                beta.uuid()
-            )
+            "SELECT count(*) AS n FROM pins WHERE org_id = $1",
+            &[beta.uuid().into()]
         )
         .await,
         1
     );
     assert_eq!(
-        db_count(&app, &format!("SELECT count(*) AS n FROM audit_log WHERE action = 'sysadmin.act_in_org' AND org_id = '{}'", beta.uuid())).await,
+        db_count(&app, "SELECT count(*) AS n FROM audit_log WHERE action = 'sysadmin.act_in_org' AND org_id = $1", &[beta.uuid().into()]).await,
         1
     );
 

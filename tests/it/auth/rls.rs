@@ -11,35 +11,55 @@ use anchorage::{
     tenancy::{orgs, users},
     Error,
 };
-use diesel::{sql_types::BigInt, QueryableByName};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures_util::FutureExt;
 
-use crate::harness::TestDb;
+use crate::harness::{
+    sql::{self, count, Count},
+    TestDb,
+};
 
-/// Tables holding tenant data (`orgs` is scoped by its own id).
-const TENANT_TABLES: [&str; 7] = [
-    "pin_search",
-    "orgs",
-    "memberships",
-    "api_tokens",
-    "pins",
-    "pin_counts",
-    "audit_log",
-];
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
+/// A table holding tenant data, with its count statements written out in full (a table
+/// name cannot be a bound parameter, and no statement is assembled at run time).
+struct TenantTable {
+    name: &'static str,
+    /// Every row the transaction can see.
+    count_all: &'static str,
+    /// The rows of the org in `$1` (`orgs` is scoped by its own id).
+    count_of_org: &'static str,
 }
 
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .n
+macro_rules! tenant_table {
+    ($table:literal, $org_column:literal) => {
+        TenantTable {
+            name: $table,
+            count_all: concat!("SELECT count(*) AS n FROM ", $table),
+            count_of_org: concat!(
+                "SELECT count(*) AS n FROM ",
+                $table,
+                " WHERE ",
+                $org_column,
+                " = $1"
+            ),
+        }
+    };
+}
+
+/// Tables holding tenant data.
+static TENANT_TABLES: [TenantTable; 7] = [
+    tenant_table!("pin_search", "org_id"),
+    tenant_table!("orgs", "id"),
+    tenant_table!("memberships", "org_id"),
+    tenant_table!("api_tokens", "org_id"),
+    tenant_table!("pins", "org_id"),
+    tenant_table!("pin_counts", "org_id"),
+    tenant_table!("audit_log", "org_id"),
+];
+
+/// The tenant table `name`.
+fn tenant_table(name: &str) -> &'static TenantTable {
+    TENANT_TABLES.iter().find(|t| t.name == name).unwrap()
 }
 
 /// Two orgs with one row of their own in every tenant table.
@@ -51,19 +71,18 @@ async fn seed(pool: &DbPool) -> (OrgId, OrgId) {
                 let org = orgs::create(conn, name).await?;
                 let user = users::ensure_by_email(conn, &format!("{name}@example.com"), false).await?;
                 users::set_membership(conn, org.id, user, Role::Member).await?;
-                diesel::sql_query(format!(
+                sql::query(
                     "INSERT INTO api_tokens (jti, org_id, user_id, subject, label, role, expires_at) \
-                     VALUES (gen_random_uuid(), '{}', '{}', 'someone', 'ci', 'member', now() + interval '1 day')",
-                    org.id.uuid(),
-                    user.uuid()
-                ))
+                     VALUES (gen_random_uuid(), $1, $2, 'someone', 'ci', 'member', now() + interval '1 day')",
+                    &[org.id.uuid().into(), user.uuid().into()],
+                )
                 .execute(conn)
                 .await?;
-                diesel::sql_query(format!(
+                sql::query(
                     "INSERT INTO pins (id, org_id, cid, requested_cid, name, created) \
-                     VALUES (gen_random_uuid(), '{}', 'bafy{name}', 'bafy{name}', '{name}-pin', date_trunc('milliseconds', now()))",
-                    org.id.uuid()
-                ))
+                     VALUES (gen_random_uuid(), $1, 'bafy' || $2, 'bafy' || $2, $2 || '-pin', date_trunc('milliseconds', now()))",
+                    &[org.id.uuid().into(), name.into()],
+                )
                 .execute(conn)
                 .await?;
                 audit::record(conn, AuditEntry::new("test", "org.create", name).org(org.id)).await?;
@@ -90,13 +109,8 @@ async fn org_scope_sees_only_its_own_rows_even_without_where() {
         let owned = system_tx(&pool, |conn| {
             async move {
                 let mut owned = Vec::new();
-                for table in TENANT_TABLES {
-                    let column = if table == "orgs" { "id" } else { "org_id" };
-                    let sql = format!(
-                        "SELECT count(*) AS n FROM {table} WHERE {column} = '{}'",
-                        org.uuid()
-                    );
-                    owned.push(count(conn, &sql).await);
+                for table in &TENANT_TABLES {
+                    owned.push(count(conn, table.count_of_org, &[org.uuid().into()]).await);
                 }
                 Ok(owned)
             }
@@ -107,16 +121,15 @@ async fn org_scope_sees_only_its_own_rows_even_without_where() {
         org_tx(&pool, org, |conn| {
             async move {
                 for (table, owned) in TENANT_TABLES.iter().zip(owned) {
-                    let n = count(conn, &format!("SELECT count(*) AS n FROM {table}")).await;
+                    let n = count(conn, table.count_all, &[]).await;
+                    let table = table.name;
                     assert!(owned > 0, "{table}: the seed gives every org rows");
                     assert_eq!(n, owned, "{table} as {org}: exactly its own rows");
                 }
                 let other_rows = count(
                     conn,
-                    &format!(
-                        "SELECT count(*) AS n FROM pins WHERE org_id = '{}'",
-                        other.uuid()
-                    ),
+                    "SELECT count(*) AS n FROM pins WHERE org_id = $1",
+                    &[other.uuid().into()],
                 )
                 .await;
                 assert_eq!(other_rows, 0, "naming the other org finds nothing");
@@ -131,8 +144,11 @@ async fn org_scope_sees_only_its_own_rows_even_without_where() {
     // System scope sees everything, including the cluster-wide audit row.
     system_tx(&pool, |conn| {
         async move {
-            assert_eq!(count(conn, "SELECT count(*) AS n FROM pins").await, 2);
-            assert_eq!(count(conn, "SELECT count(*) AS n FROM audit_log").await, 3);
+            assert_eq!(count(conn, "SELECT count(*) AS n FROM pins", &[]).await, 2);
+            assert_eq!(
+                count(conn, "SELECT count(*) AS n FROM audit_log", &[]).await,
+                3
+            );
             Ok(())
         }
         .boxed()
@@ -180,17 +196,39 @@ async fn org_scope_cannot_update_or_delete_another_orgs_rows() {
     system_tx(&pool, |conn| {
         async move {
             let beta_id = beta.uuid();
-            let q = |t: &str| format!("SELECT count(*) AS n FROM {t} WHERE org_id = '{beta_id}'");
-            assert_eq!(count(conn, &q("memberships")).await, 1);
-            assert_eq!(count(conn, &q("api_tokens")).await, 1);
-            assert_eq!(count(conn, &q("audit_log")).await, 1);
+            let of_beta = [beta_id.into()];
+            let q = |t: &str| tenant_table(t).count_of_org;
+            assert_eq!(count(conn, q("memberships"), &of_beta).await, 1);
+            assert_eq!(count(conn, q("api_tokens"), &of_beta).await, 1);
+            assert_eq!(count(conn, q("audit_log"), &of_beta).await, 1);
             assert_eq!(
-                count(conn, &format!("SELECT count(*) AS n FROM pins WHERE org_id = '{beta_id}' AND name = 'beta-pin'")).await,
+                count(
+                    conn,
+                    "SELECT count(*) AS n FROM pins WHERE org_id = $1 AND name = 'beta-pin'",
+                    &[beta_id.into()]
+                )
+                .await,
                 1,
                 "beta's pin kept its name"
             );
-            assert_eq!(count(conn, "SELECT count(*) AS n FROM orgs WHERE name = 'beta'").await, 1);
-            assert_eq!(count(conn, "SELECT count(*) AS n FROM audit_log WHERE org_id IS NULL").await, 1);
+            assert_eq!(
+                count(
+                    conn,
+                    "SELECT count(*) AS n FROM orgs WHERE name = 'beta'",
+                    &[]
+                )
+                .await,
+                1
+            );
+            assert_eq!(
+                count(
+                    conn,
+                    "SELECT count(*) AS n FROM audit_log WHERE org_id IS NULL",
+                    &[]
+                )
+                .await,
+                1
+            );
             Ok(())
         }
         .boxed()
@@ -205,13 +243,13 @@ async fn org_scope_cannot_write_rows_for_another_org() {
     let pool = db.app_pool();
     let (alpha, beta) = seed(&pool).await;
 
-    let sql = format!(
-        "INSERT INTO pins (id, org_id, cid, requested_cid, created) VALUES (gen_random_uuid(), '{}', 'bafyx', 'bafyx', date_trunc('milliseconds', now()))",
-        beta.uuid()
+    let insert = sql::query(
+        "INSERT INTO pins (id, org_id, cid, requested_cid, created) VALUES (gen_random_uuid(), $1, 'bafyx', 'bafyx', date_trunc('milliseconds', now()))",
+        &[beta.uuid().into()],
     );
     let err = org_tx(&pool, alpha, |conn| {
         async move {
-            diesel::sql_query(sql).execute(conn).await?;
+            insert.execute(conn).await?;
             Ok(())
         }
         .boxed()
@@ -221,10 +259,10 @@ async fn org_scope_cannot_write_rows_for_another_org() {
     assert!(err.to_string().contains("row-level security"), "{err}");
 
     // Moving one of our rows to the other org is refused too.
-    let sql = format!("UPDATE pins SET org_id = '{}'", beta.uuid());
+    let update = sql::query("UPDATE pins SET org_id = $1", &[beta.uuid().into()]);
     let err = org_tx(&pool, alpha, |conn| {
         async move {
-            diesel::sql_query(sql).execute(conn).await?;
+            update.execute(conn).await?;
             Ok(())
         }
         .boxed()
@@ -242,18 +280,14 @@ async fn unscoped_transactions_see_no_tenant_rows() {
 
     let mut conn = pool::get(&pool).await.unwrap();
     conn.transaction::<_, Error, _>(async |conn| {
-        for table in TENANT_TABLES {
-            assert_eq!(
-                count(conn, &format!("SELECT count(*) AS n FROM {table}")).await,
-                0,
-                "{table}"
-            );
+        for table in &TENANT_TABLES {
+            assert_eq!(count(conn, table.count_all, &[]).await, 0, "{}", table.name);
         }
         // A garbage or empty org setting admits nothing either.
         diesel::sql_query("SELECT set_config('anchorage.org_id', '', true)")
             .execute(conn)
             .await?;
-        assert_eq!(count(conn, "SELECT count(*) AS n FROM pins").await, 0);
+        assert_eq!(count(conn, "SELECT count(*) AS n FROM pins", &[]).await, 0);
         Ok(())
     })
     .await
@@ -298,7 +332,8 @@ async fn the_server_role_cannot_turn_row_security_off() {
         .await
         .unwrap();
 
-    for table in TENANT_TABLES {
+    for table in TENANT_TABLES.iter().map(|t| t.name) {
+        // DDL takes no parameters; `table` is one of this file's constant names.
         for sql in [
             format!("ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"),
             format!("ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY"),
@@ -361,7 +396,7 @@ async fn a_transaction_abandoned_half_way_never_reaches_the_next_user() {
             .unwrap();
     assert_eq!(s.v, "", "no org scope leaks to the next user");
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM pins").await,
+        count(&mut conn, "SELECT count(*) AS n FROM pins", &[]).await,
         0,
         "and no rows are visible"
     );
@@ -371,7 +406,8 @@ async fn a_transaction_abandoned_half_way_never_reaches_the_next_user() {
             assert_eq!(
                 count(
                     conn,
-                    "SELECT count(*) AS n FROM pins WHERE name = 'half-written'"
+                    "SELECT count(*) AS n FROM pins WHERE name = 'half-written'",
+                    &[]
                 )
                 .await,
                 0
@@ -402,7 +438,7 @@ async fn pipelined_reads_see_only_their_own_org_and_leave_nothing_behind() {
     let (alpha, beta) = seed(&pool).await;
     let statement = |table: &str| {
         let mut st = anchorage::db::sql::Statement::new();
-        st.sql(&format!("SELECT count(*) AS n FROM {table}"));
+        st.sql(tenant_table(table).count_all);
         st
     };
     for org in [alpha, beta, alpha, beta] {
@@ -438,7 +474,7 @@ async fn pipelined_reads_see_only_their_own_org_and_leave_nothing_behind() {
 
     let mut conn = pool::get(&pool).await.unwrap();
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM pins").await,
+        count(&mut conn, "SELECT count(*) AS n FROM pins", &[]).await,
         0,
         "no scope outlives the read"
     );
@@ -448,6 +484,7 @@ async fn pipelined_reads_see_only_their_own_org_and_leave_nothing_behind() {
             Ok(count(
                 conn,
                 "SELECT count(*) AS n FROM pins WHERE name = 'changed'",
+                &[],
             )
             .await)
         }

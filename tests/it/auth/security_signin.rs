@@ -15,14 +15,16 @@ use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::{
-    api::pins::db_count,
     auth::signin::{
         app_for, as_browser, finish, login_to, no_redirects, post_session, sign_in, CLIENT, SITE,
     },
     harness::{
         app::TEST_KID,
+        fixtures::{app, cid},
         oidc::{Account, OidcProvider},
-        send, TestApp, TestDb,
+        send,
+        sql::db_count,
+        TestApp, TestDb,
     },
 };
 
@@ -166,25 +168,29 @@ async fn an_unverified_email_adopts_no_one_binds_no_invitation_and_bootstraps_no
     let n = db_count(
         &app,
         "SELECT count(*) AS n FROM users WHERE oidc_subject LIKE 'mallory-%'",
+        &[],
     )
     .await;
     assert_eq!(n, 0, "no user rows for the refused identities");
     let n = db_count(
         &app,
-        &format!(
-            "SELECT count(*) AS n FROM users WHERE id = '{}' AND oidc_subject IS NULL",
-            victim.uuid()
-        ),
+        "SELECT count(*) AS n FROM users WHERE id = $1 AND oidc_subject IS NULL",
+        &[victim.uuid().into()],
     )
     .await;
     assert_eq!(n, 1, "the victim was not adopted");
     let n = db_count(
         &app,
-        "SELECT count(*) AS n FROM memberships WHERE email = 'invitee@example.com' AND user_id IS NULL",
+        "SELECT count(*) AS n FROM memberships WHERE email = 'invitee@example.com' AND user_id IS NULL", &[],
     )
     .await;
     assert_eq!(n, 1, "the invitation is still pending");
-    let n = db_count(&app, "SELECT count(*) AS n FROM users WHERE is_sysadmin").await;
+    let n = db_count(
+        &app,
+        "SELECT count(*) AS n FROM users WHERE is_sysadmin",
+        &[],
+    )
+    .await;
     assert_eq!(n, 1, "the victim is the only sysadmin");
     // Each refusal is audited with its cause and fix.
     let refusals = audited(&app, "session.refuse").await;
@@ -253,7 +259,7 @@ async fn bootstrap_makes_only_the_first_identity_with_the_email_a_sysadmin() {
 #[tokio::test]
 async fn a_session_opened_from_a_token_carries_only_that_token() {
     let db = TestDb::migrated().await;
-    let app = crate::api::pins::app(&db).await;
+    let app = app(&db).await;
     let acme = app.create_org("acme").await;
     let other = app.create_org("other").await;
     // A sysadmin who is also acme's admin hands out a narrow, short token.
@@ -290,6 +296,7 @@ async fn a_session_opened_from_a_token_carries_only_that_token() {
     let n = db_count(
         &app,
         "SELECT count(*) AS n FROM sessions WHERE expires_at <= now() + interval '3601 seconds'",
+        &[],
     )
     .await;
     assert_eq!(n, 1, "the session ends no later than the token");
@@ -304,11 +311,9 @@ async fn a_session_opened_from_a_token_carries_only_that_token() {
     assert_eq!(status, 403, "{body}");
     let (status, _) = send(as_browser(&app, Method::GET, "/v1/pins", &cookie)).await;
     assert_eq!(status, 200);
-    let (status, body) = send(
-        as_browser(&app, Method::POST, "/v1/pins", &cookie)
-            .json(&json!({"cid": crate::api::pins::cid(1)})),
-    )
-    .await;
+    let (status, body) =
+        send(as_browser(&app, Method::POST, "/v1/pins", &cookie).json(&json!({"cid": cid(1)})))
+            .await;
     assert_eq!(status, 403, "{body}");
     let (status, _) = send(as_browser(&app, Method::GET, "/v1/admin/nodes", &cookie)).await;
     assert_eq!(status, 403);
@@ -377,7 +382,7 @@ async fn a_session_opened_from_a_token_carries_only_that_token() {
 #[tokio::test]
 async fn removed_or_demoted_members_lose_their_tokens_and_sessions_on_every_node() {
     let db = TestDb::migrated().await;
-    let one = crate::api::pins::app(&db).await;
+    let one = app(&db).await;
     // A second node over the same database and signing key.
     let key = one.state.config.auth.api_token.signing_keys[0].path.clone();
     let two = TestApp::spawn_api_only(
@@ -460,16 +465,14 @@ async fn removed_or_demoted_members_lose_their_tokens_and_sessions_on_every_node
         .await;
         assert_eq!(status, 401, "{body}");
     }
-    let n = db_count(&one, "SELECT count(*) AS n FROM memberships").await;
+    let n = db_count(&one, "SELECT count(*) AS n FROM memberships", &[]).await;
     assert_eq!(n, 0, "she did not re-add herself");
     let (status, _) = send(as_browser(&one, Method::GET, "/v1/pins", &session)).await;
     assert_eq!(status, 401, "her session ended");
     let n = db_count(
         &one,
-        &format!(
-            "SELECT count(*) AS n FROM sessions WHERE user_id = '{}' AND revoked_at IS NULL",
-            dana.uuid()
-        ),
+        "SELECT count(*) AS n FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
+        &[dana.uuid().into()],
     )
     .await;
     assert_eq!(n, 0, "her sessions are revoked");
@@ -478,7 +481,7 @@ async fn removed_or_demoted_members_lose_their_tokens_and_sessions_on_every_node
 #[tokio::test]
 async fn child_tokens_expire_with_and_are_revoked_with_their_parent() {
     let db = TestDb::migrated().await;
-    let app = crate::api::pins::app(&db).await;
+    let app = app(&db).await;
     let acme = app.create_org("acme").await;
     let erin = person(&app, "erin@example.com", acme, Role::Member, false).await;
     let (root, root_jti) = token_for(
@@ -514,21 +517,23 @@ async fn child_tokens_expire_with_and_are_revoked_with_their_parent() {
     let grandchild_token = grandchild["token"].as_str().unwrap().to_string();
     let n = db_count(
         &app,
-        &format!(
-            "SELECT count(*) AS n FROM api_tokens WHERE jti = '{}' AND parent_jti = '{}'",
-            grandchild["jti"]
+        "SELECT count(*) AS n FROM api_tokens WHERE jti = $1 AND parent_jti = $2",
+        &[
+            (grandchild["jti"]
                 .as_str()
                 .unwrap()
                 .parse::<TokenId>()
                 .unwrap()
-                .uuid(),
-            child["jti"]
+                .uuid())
+            .into(),
+            (child["jti"]
                 .as_str()
                 .unwrap()
                 .parse::<TokenId>()
                 .unwrap()
-                .uuid(),
-        ),
+                .uuid())
+            .into(),
+        ],
     )
     .await;
     assert_eq!(n, 1, "the grandchild records its parent");
@@ -548,7 +553,7 @@ async fn child_tokens_expire_with_and_are_revoked_with_their_parent() {
     }
     let (status, _) = send(app.req(Method::GET, "/v1/pins", &root)).await;
     assert_eq!(status, 200, "the parent lives on");
-    let n = db_count(&app, "SELECT count(*) AS n FROM token_denylist").await;
+    let n = db_count(&app, "SELECT count(*) AS n FROM token_denylist", &[]).await;
     assert_eq!(n, 2);
 
     // Revoking a CLI-minted root (no api_tokens row) takes every descendant.
@@ -613,7 +618,7 @@ async fn a_sign_in_completes_only_in_the_browser_that_started_it() {
         );
         assert!(details(&answer.body).contains("browser"), "{}", answer.body);
     }
-    let n = db_count(&app, "SELECT count(*) AS n FROM sessions").await;
+    let n = db_count(&app, "SELECT count(*) AS n FROM sessions", &[]).await;
     assert_eq!(n, 0);
     // The binding cookie is HttpOnly, SameSite=Lax and short-lived.
     let res = no_redirects()
@@ -640,7 +645,7 @@ async fn a_sign_in_completes_only_in_the_browser_that_started_it() {
 #[tokio::test]
 async fn the_console_token_form_refuses_other_sites() {
     let db = TestDb::migrated().await;
-    let app = crate::api::pins::app(&db).await;
+    let app = app(&db).await;
     let acme = app.create_org("acme").await;
     let attacker = person(&app, "attacker@example.com", acme, Role::Member, false).await;
     let (token, _) = token_for(
@@ -665,7 +670,7 @@ async fn the_console_token_form_refuses_other_sites() {
             "Origin {origin:?} got a session"
         );
     }
-    let n = db_count(&app, "SELECT count(*) AS n FROM sessions").await;
+    let n = db_count(&app, "SELECT count(*) AS n FROM sessions", &[]).await;
     assert_eq!(n, 0);
 }
 
@@ -721,7 +726,7 @@ async fn return_to_never_leaves_the_site() {
 #[tokio::test]
 async fn a_token_issued_in_the_future_or_not_yet_valid_is_refused() {
     let db = TestDb::migrated().await;
-    let app = crate::api::pins::app(&db).await;
+    let app = app(&db).await;
     let acme = app.create_org("acme").await;
     let now = chrono::Utc::now().timestamp();
     let forge = |iat: i64, nbf: Option<i64>| {

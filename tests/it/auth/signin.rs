@@ -7,13 +7,13 @@ use anchorage::{auth::Role, ids::OrgId};
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::{
-    api::pins::PEER,
-    harness::{
-        fake_idp::{FakeIdp, Signing},
-        oidc::{Account, OidcProvider, Redirected},
-        send, TestApp, TestDb,
-    },
+use crate::harness::{
+    fake_idp::{FakeIdp, Signing},
+    fixtures::{app, PEER},
+    oidc::{Account, OidcProvider, Redirected},
+    send,
+    sql::db_count,
+    TestApp, TestDb,
 };
 
 pub(crate) const CLIENT: &str = "anchorage";
@@ -404,7 +404,7 @@ async fn id_tokens_that_do_not_verify_are_refused_with_their_cause() {
 #[tokio::test]
 async fn members_cannot_manage_members_and_org_admins_only_their_own_org() {
     let db = TestDb::migrated().await;
-    let app = crate::api::pins::app(&db).await;
+    let app = app(&db).await;
     let (acme, other): (OrgId, OrgId) =
         (app.create_org("acme").await, app.create_org("other").await);
     let member = app.token(Some(acme), Role::Member, None);
@@ -499,7 +499,7 @@ async fn members_cannot_manage_members_and_org_admins_only_their_own_org() {
 async fn without_a_provider_an_api_token_opens_a_session_and_sign_in_is_rate_limited() {
     use futures_util::FutureExt;
     let db = TestDb::migrated().await;
-    let app = crate::api::pins::app(&db).await;
+    let app = app(&db).await;
     let acme = app.create_org("acme").await;
     let user = anchorage::db::system_tx(&app.state.db, |conn| {
         async move {
@@ -678,13 +678,12 @@ async fn an_id_token_shaped_as_the_authentik_walkthrough_signs_a_group_sysadmin_
     let answer = finish(&app, &login, &back).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.body["sysadmin"], true, "{}", answer.body);
-    let rows = crate::api::pins::db_count(
+    let rows = db_count(
         &app,
-        &format!(
-            "SELECT count(*) AS n FROM (SELECT id, email, oidc_subject, is_sysadmin, created_at \
+        "SELECT count(*) AS n FROM (SELECT id, email, oidc_subject, is_sysadmin, created_at \
              FROM users ORDER BY created_at DESC LIMIT 5) u \
-             WHERE oidc_subject = '{hashed}' AND is_sysadmin"
-        ),
+             WHERE oidc_subject = $1 AND is_sysadmin",
+        &[hashed.into()],
     )
     .await;
     assert_eq!(rows, 1, "the walkthrough's psql check finds the sysadmin");

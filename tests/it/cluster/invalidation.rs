@@ -9,9 +9,11 @@ use anchorage::auth::Role;
 use diesel_async::RunQueryDsl;
 use reqwest::Method;
 
-use crate::{
-    api::pins::app,
-    harness::{send, TestDb},
+use crate::harness::{
+    fixtures::app,
+    send,
+    sql::{self, db_count},
+    TestDb,
 };
 
 #[tokio::test]
@@ -24,7 +26,7 @@ async fn losing_the_invalidation_feed_drops_the_caches() {
     let listening = "SELECT count(*) AS n FROM pg_stat_activity \
                      WHERE query LIKE 'LISTEN anchorage_invalidate%'";
     let deadline = Instant::now() + Duration::from_secs(10);
-    while crate::api::pins::db_count(&app, listening).await == 0 {
+    while db_count(&app, listening, &[]).await == 0 {
         assert!(
             Instant::now() < deadline,
             "the invalidation feed never listened"
@@ -39,10 +41,10 @@ async fn losing_the_invalidation_feed_drops_the_caches() {
     let jti = app.state.tokens.verify(&token).unwrap().jti;
     {
         let mut conn = anchorage::db::pool::get(&app.state.db).await.unwrap();
-        diesel::sql_query(format!(
-            "INSERT INTO token_denylist (jti, expires_at) VALUES ('{}', now() + interval '1 hour')",
-            jti.uuid()
-        ))
+        sql::query(
+            "INSERT INTO token_denylist (jti, expires_at) VALUES ($1, now() + interval '1 hour')",
+            &[jti.uuid().into()],
+        )
         .execute(&mut conn)
         .await
         .unwrap();

@@ -27,10 +27,10 @@ async fn a_takeover_bumps_the_fence_and_the_deposed_leader_cannot_write() {
     let pool = db.app_pool();
     let (a, b) = (NodeId::new(), NodeId::new());
     for (node, name) in [(a, "a"), (b, "b")] {
-        db.superuser_exec(&format!(
-            "INSERT INTO nodes (id, name) VALUES ('{}', '{name}')",
-            node.uuid()
-        ))
+        db.superuser_exec_with(
+            "INSERT INTO nodes (id, name) VALUES ($1::text::uuid, $2)",
+            &[&node.uuid().to_string(), &name],
+        )
         .await;
     }
     let ttl = Duration::from_secs(30);

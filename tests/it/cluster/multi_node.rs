@@ -97,7 +97,7 @@ async fn a_node_id_held_by_a_running_process_is_refused() {
     let health = reqwest::get(c.url(0, "/v1/health")).await.unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(
-        c.count("SELECT count(*) AS n FROM nodes WHERE name = 'node-0'")
+        c.count("SELECT count(*) AS n FROM nodes WHERE name = 'node-0'", &[])
             .await,
         1
     );
@@ -114,7 +114,7 @@ async fn a_node_id_held_by_a_running_process_is_refused() {
     c.kill(0);
     c.restart(0).await;
     assert_eq!(c.node_uuid("node-0").await, id);
-    assert_eq!(c.count("SELECT count(*) AS n FROM nodes").await, 1);
+    assert_eq!(c.count("SELECT count(*) AS n FROM nodes", &[]).await, 1);
 }
 
 #[tokio::test]
@@ -375,9 +375,10 @@ async fn one_set_of_replicas_serves_every_org_until_the_last_unpins() {
         holders
     );
     assert_eq!(
-        c.count(&format!(
-            "SELECT refcount::bigint AS n FROM cid_refs WHERE cid = '{canon}'"
-        ))
+        c.count(
+            "SELECT refcount::bigint AS n FROM cid_refs WHERE cid = $1",
+            &[canon.as_str().into()]
+        )
         .await,
         2
     );
@@ -420,9 +421,10 @@ async fn one_set_of_replicas_serves_every_org_until_the_last_unpins() {
     .await;
     eprintln!("MEASURED unpinned from every node after the last delete: {took:?}");
     assert_eq!(
-        c.count(&format!(
-            "SELECT count(*) AS n FROM cid_refs WHERE cid = '{canon}' AND refcount > 0"
-        ))
+        c.count(
+            "SELECT count(*) AS n FROM cid_refs WHERE cid = $1 AND refcount > 0",
+            &[canon.as_str().into()]
+        )
         .await,
         0
     );

@@ -1195,14 +1195,18 @@ async fn admin_api_is_for_sysadmins() {
     // Nothing happened.
     assert_eq!(node_state(&c, "node-0").await, "active");
     assert_eq!(
-        c.count("SELECT count(*) AS n FROM cluster_state WHERE maintenance")
-            .await,
+        c.count(
+            "SELECT count(*) AS n FROM cluster_state WHERE maintenance",
+            &[]
+        )
+        .await,
         0
     );
     assert_eq!(
         c.count(
             "SELECT count(*) AS n FROM audit_log WHERE action LIKE 'node.%' \
-             OR action LIKE 'maintenance.%' OR action IN ('rebalance.apply', 'placements.requeue')"
+             OR action LIKE 'maintenance.%' OR action IN ('rebalance.apply', 'placements.requeue')",
+            &[]
         )
         .await,
         0

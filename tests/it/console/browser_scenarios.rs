@@ -20,9 +20,12 @@ use crate::harness::{
     app::ReservedPort,
     browser::Scenario,
     cluster::{canonical, eventually, TestCluster},
+    fixtures::{app, cid, PEER},
     kubo::random_bytes,
     oidc::{Account, OidcProvider},
-    send, KuboNode, TestApp, TestDb,
+    send,
+    sql::db_count,
+    KuboNode, TestApp, TestDb,
 };
 
 const CLIENT: &str = "anchorage";
@@ -46,10 +49,7 @@ async fn api_only_app(db: &TestDb, port: ReservedPort, idp: &OidcProvider) -> Te
     let mut extra = signs_in_with(idp);
     extra.push((
         "ipfs.delegates".into(),
-        json!([format!(
-            "/ip4/198.51.99.7/tcp/4001/p2p/{}",
-            crate::api::pins::PEER
-        )]),
+        json!([format!("/ip4/198.51.99.7/tcp/4001/p2p/{}", PEER)]),
     ));
     TestApp::spawn_at(port, db, "http://127.0.0.1:9", extra, Work::ApiOnly).await
 }
@@ -157,7 +157,7 @@ impl LateOrigin {
 #[tokio::test]
 async fn the_browser_driver_works() {
     let db = TestDb::migrated().await;
-    let app = crate::api::pins::app(&db).await;
+    let app = app(&db).await;
     let mut run = Scenario::new("driver_smoke", &app.base).start().await;
     let rendered = run.result().await;
     assert!(
@@ -328,7 +328,7 @@ async fn a_sysadmin_drains_and_uncordons_a_node_from_the_cluster_page() {
         }
     };
     eventually("both nodes registered", Duration::from_secs(20), || async {
-        (cluster.count("SELECT count(*) AS n FROM nodes").await == 2).then_some(())
+        (cluster.count("SELECT count(*) AS n FROM nodes", &[]).await == 2).then_some(())
     })
     .await;
     assert_eq!(state("node-1").await, "active");
@@ -355,6 +355,7 @@ async fn a_sysadmin_drains_and_uncordons_a_node_from_the_cluster_page() {
         .count(
             "SELECT count(*) AS n FROM audit_log WHERE action LIKE 'node.%' \
              AND details->>'nodeID' = 'node-1' AND actor LIKE 'usr_%'",
+            &[],
         )
         .await;
     assert_eq!(audited, 4, "node-1's audit entries");
@@ -392,9 +393,11 @@ async fn a_member_cannot_see_cluster_or_other_orgs_and_csrf_less_posts_are_refus
         "{refused:?}"
     );
     // Nothing was made by the refused forms.
-    for table in ["api_tokens", "pins"] {
-        let n =
-            crate::api::pins::db_count(&app, &format!("SELECT count(*) AS n FROM {table}")).await;
+    for (table, sql) in [
+        ("api_tokens", "SELECT count(*) AS n FROM api_tokens"),
+        ("pins", "SELECT count(*) AS n FROM pins"),
+    ] {
+        let n = db_count(&app, sql, &[]).await;
         assert_eq!(n, 0, "rows in {table}");
     }
 }
@@ -420,7 +423,7 @@ async fn screenshots_of_every_console_page() {
     {
         let (status, body) = send(
             app.req(Method::POST, "/v1/pins", &token)
-                .json(&json!({ "cid": crate::api::pins::cid(i as u32 + 1), "name": name })),
+                .json(&json!({ "cid": cid(i as u32 + 1), "name": name })),
         )
         .await;
         assert_eq!(status, 202, "{body}");

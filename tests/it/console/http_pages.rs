@@ -7,9 +7,9 @@ use anchorage::auth::Role;
 use futures_util::FutureExt;
 use reqwest::{header, StatusCode};
 
-use crate::{
-    api::pins::{app, cid},
-    harness::{TestApp, TestDb},
+use crate::harness::{
+    fixtures::{app, cid},
+    TestApp, TestDb,
 };
 
 fn client() -> reqwest::Client {

@@ -6,9 +6,8 @@ use anchorage::{auth::Role, ids::OrgId, pins::cid::Cid};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{
-    api::pins::db_count,
-    harness::{kubo::random_bytes, send, KuboNode, TestApp, TestDb},
+use crate::harness::{
+    fixtures::cid, kubo::random_bytes, send, sql::db_count, KuboNode, TestApp, TestDb,
 };
 
 /// An app on `node`'s Kubo that may dial loopback origins, with quick retries.
@@ -124,7 +123,7 @@ async fn a_pin_from_an_origin_goes_pinned_and_outlives_the_origin() {
         "anchorage's Kubo holds it"
     );
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM placements p JOIN owned_pins o USING (node_id, cid) WHERE p.state = 'pinned' AND NOT p.preexisting").await,
+        db_count(&app, "SELECT count(*) AS n FROM placements p JOIN owned_pins o USING (node_id, cid) WHERE p.state = 'pinned' AND NOT p.preexisting", &[]).await,
         1
     );
     // The worker's fetch and ack are counted.
@@ -192,7 +191,7 @@ async fn two_orgs_share_one_kubo_pin_until_the_last_reference_goes() {
     let (_, got) = send(app.req(Method::GET, &format!("/v1/pins/{b}"), &tb)).await;
     assert_eq!(got["status"], "pinned", "{got}");
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM placements").await,
+        db_count(&app, "SELECT count(*) AS n FROM placements", &[]).await,
         1,
         "one placement for both"
     );
@@ -215,11 +214,11 @@ async fn two_orgs_share_one_kubo_pin_until_the_last_reference_goes() {
     })
     .await;
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM placements").await,
+        db_count(&app, "SELECT count(*) AS n FROM placements", &[]).await,
         0
     );
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM cid_refs").await,
+        db_count(&app, "SELECT count(*) AS n FROM cid_refs", &[]).await,
         0
     );
 }
@@ -238,7 +237,7 @@ async fn a_pin_the_operator_already_had_is_never_removed() {
     assert_eq!(
         db_count(
             &app,
-            "SELECT count(*) AS n FROM placements WHERE preexisting AND NOT EXISTS (SELECT 1 FROM owned_pins)"
+            "SELECT count(*) AS n FROM placements WHERE preexisting AND NOT EXISTS (SELECT 1 FROM owned_pins)", &[]
         )
         .await,
         1
@@ -248,7 +247,7 @@ async fn a_pin_the_operator_already_had_is_never_removed() {
     eventually(
         "placement removed",
         Duration::from_secs(30),
-        || async move { db_count(app_ref, "SELECT count(*) AS n FROM placements").await == 0 },
+        || async move { db_count(app_ref, "SELECT count(*) AS n FROM placements", &[]).await == 0 },
     )
     .await;
     assert!(
@@ -284,16 +283,20 @@ async fn concurrent_delete_and_repin_ends_with_kubo_matching_the_database() {
         db_count(
             app_ref,
             "SELECT count(*) AS n FROM placements WHERE state <> 'pinned'",
+            &[],
         )
         .await
             == 0
     })
     .await;
     assert_eq!(
-        db_count(&app, "SELECT refcount::bigint AS n FROM cid_refs").await,
+        db_count(&app, "SELECT refcount::bigint AS n FROM cid_refs", &[]).await,
         1
     );
-    assert_eq!(db_count(&app, "SELECT count(*) AS n FROM pins").await, 1);
+    assert_eq!(
+        db_count(&app, "SELECT count(*) AS n FROM pins", &[]).await,
+        1
+    );
     assert!(kubo_pins(&ours).await.contains(&want));
 
     // And the last delete leaves Kubo empty of it.
@@ -375,7 +378,8 @@ async fn job_for(
 ) -> anchorage::placements::PlacementJob {
     let generation = db_count(
         app,
-        &format!("SELECT generation AS n FROM placements WHERE cid = '{cid}'"),
+        "SELECT generation AS n FROM placements WHERE cid = $1",
+        &[cid.into()],
     )
     .await;
     anchorage::placements::PlacementJob {
@@ -426,11 +430,24 @@ async fn replace_on_the_same_node_uses_pin_update_and_keeps_the_old_cid_until_th
     .await;
     assert_eq!(code, 202, "{replaced}");
     assert_eq!(
-        db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{new_v1}' AND update_from = '{old_v1}'")).await,
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM placements WHERE cid = $1 AND update_from = $2",
+            &[new_v1.as_str().into(), old_v1.as_str().into()]
+        )
+        .await,
         1,
         "the new placement will pin/update from the old CID"
     );
-    assert_eq!(db_count(&app, &format!("SELECT count(*) AS n FROM placements WHERE cid = '{old_v1}' AND state = 'unpinning'")).await, 1);
+    assert_eq!(
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM placements WHERE cid = $1 AND state = 'unpinning'",
+            &[old_v1.as_str().into()]
+        )
+        .await,
+        1
+    );
 
     // However long the new pin takes, the sweeper leaves the old copy alone meanwhile.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -466,7 +483,7 @@ async fn replace_on_the_same_node_uses_pin_update_and_keeps_the_old_cid_until_th
         "{held:?}"
     );
     assert_eq!(
-        db_count(&app, "SELECT count(*) AS n FROM placements").await,
+        db_count(&app, "SELECT count(*) AS n FROM placements", &[]).await,
         1
     );
 }
@@ -505,10 +522,13 @@ async fn the_reconciler_repairs_removes_its_orphans_and_leaves_foreign_pins_alon
     // Behind anchorage's back: one pin removed from Kubo, one forgotten by the database.
     let resp = ours.rpc("pin/rm", &[("arg", &canonical(&lost))]).await;
     assert!(resp.status().is_success());
-    db.superuser_exec(&format!(
-        "DELETE FROM pins WHERE cid = '{0}'; DELETE FROM placements WHERE cid = '{0}'; DELETE FROM cid_refs WHERE cid = '{0}'",
-        canonical(&orphan)
-    ))
+    // One statement, so the three deletes stay one transaction as before.
+    db.superuser_exec_with(
+        "WITH gone_pins AS (DELETE FROM pins WHERE cid = $1), \
+              gone_placements AS (DELETE FROM placements WHERE cid = $1) \
+         DELETE FROM cid_refs WHERE cid = $1",
+        &[&canonical(&orphan)],
+    )
     .await;
 
     let first = reconcile(&app.state).await.unwrap();
@@ -536,10 +556,8 @@ async fn the_reconciler_repairs_removes_its_orphans_and_leaves_foreign_pins_alon
     assert_eq!(
         db_count(
             &app,
-            &format!(
-                "SELECT count(*) AS n FROM owned_pins WHERE cid = '{}'",
-                canonical(&orphan)
-            )
+            "SELECT count(*) AS n FROM owned_pins WHERE cid = $1",
+            &[canonical(&orphan).into()]
         )
         .await,
         0
@@ -558,9 +576,7 @@ async fn kubo_faults_retry_then_fail_with_the_reason_and_never_stop_the_worker()
         "hang",
         "error-line",
     ];
-    let cids: Vec<String> = (0..behaviours.len() as u32)
-        .map(crate::api::pins::cid)
-        .collect();
+    let cids: Vec<String> = (0..behaviours.len() as u32).map(cid).collect();
     let fake = FakeKubo::start_with(
         cids.iter()
             .zip(behaviours)
@@ -598,7 +614,8 @@ async fn kubo_faults_retry_then_fail_with_the_reason_and_never_stop_the_worker()
     assert_eq!(
         db_count(
             &app,
-            "SELECT count(*) AS n FROM placements WHERE state = 'failed' AND attempts = 1"
+            "SELECT count(*) AS n FROM placements WHERE state = 'failed' AND attempts = 1",
+            &[]
         )
         .await,
         2
@@ -606,7 +623,8 @@ async fn kubo_faults_retry_then_fail_with_the_reason_and_never_stop_the_worker()
     assert_eq!(
         db_count(
             &app,
-            "SELECT count(*) AS n FROM placements WHERE state = 'failed' AND attempts = 2"
+            "SELECT count(*) AS n FROM placements WHERE state = 'failed' AND attempts = 2",
+            &[]
         )
         .await,
         4

@@ -9,7 +9,7 @@ use diesel::{sql_types::Bool, QueryDsl, QueryableByName};
 use diesel_async::RunQueryDsl;
 use tempfile::TempDir;
 
-use crate::harness::{pg::APP_ROLE, test_config, TestDb};
+use crate::harness::{pg::APP_ROLE, sql, test_config, TestDb};
 
 #[derive(QueryableByName)]
 struct Exists {
@@ -20,9 +20,10 @@ struct Exists {
 async fn table_exists(db: &TestDb, table: &str) -> bool {
     let pool = db.app_pool();
     let mut conn = pool::get(&pool).await.unwrap();
-    diesel::sql_query(format!(
-        "SELECT to_regclass('{table}') IS NOT NULL AS present"
-    ))
+    sql::query(
+        "SELECT to_regclass($1) IS NOT NULL AS present",
+        &[table.into()],
+    )
     .get_result::<Exists>(&mut conn)
     .await
     .unwrap()

@@ -31,6 +31,7 @@ async fn migrate_status(dsn: String, password_file: Option<std::path::PathBuf>) 
 async fn the_password_file_is_what_a_password_checking_postgres_gets() {
     let db = TestDb::migrated().await;
     let role = format!("pw_{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    // DDL takes no parameters; `role` is a name this test generated.
     db.superuser_exec(&format!(
         "CREATE ROLE {role} LOGIN PASSWORD 'correct horse' IN ROLE {PASSWORD_USERS}, {APP_ROLE}"
     ))
@@ -58,6 +59,7 @@ async fn the_password_file_is_what_a_password_checking_postgres_gets() {
             "{what}: a password in the output: {out}"
         );
     }
+    // DDL again: the generated role name, not a value.
     db.superuser_exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .await;
 }

@@ -8,8 +8,7 @@ use anchorage::db::{self, connect::Target, PoolOptions};
 use serde_json::json;
 
 use crate::{
-    api::pins::db_count,
-    harness::{kubo::random_bytes, pg, TestDb},
+    harness::{kubo::random_bytes, pg, sql::db_count, TestDb},
     kubo::pinning::{app_on, org_token, post_pin, start_nodes, wait_status},
 };
 
@@ -84,27 +83,39 @@ async fn verify_full_encrypts_the_pool_the_notify_feeds_and_the_job_queue_of_a_r
     wait_status(&app, &token, &id, "pinned", Duration::from_secs(60)).await;
 
     // Every session the server holds in its database, by what it last ran.
-    let sessions = "FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
-                    WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()";
-    let count = |filter: &str| format!("SELECT count(*) AS n {sessions} AND {filter}");
+    macro_rules! sessions_where {
+        ($filter:literal) => {
+            concat!(
+                "SELECT count(*) AS n FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+                 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND ",
+                $filter
+            )
+        };
+    }
     assert_eq!(
-        db_count(&app, &count("NOT s.ssl")).await,
+        db_count(&app, sessions_where!("NOT s.ssl"), &[]).await,
         0,
         "a plaintext session"
     );
-    for (what, filter) in [
+    for (what, sql, pattern) in [
         (
             "the invalidation feed",
-            "a.query LIKE 'LISTEN anchorage_invalidate%'",
+            sessions_where!("s.ssl AND a.query LIKE $1"),
+            "LISTEN anchorage_invalidate%",
         ),
         (
             "the pin event feed",
-            "a.query LIKE 'LISTEN anchorage_pin_events%'",
+            sessions_where!("s.ssl AND a.query LIKE $1"),
+            "LISTEN anchorage_pin_events%",
         ),
-        ("the job queue (sqlx)", "a.query ILIKE '%apalis%'"),
+        (
+            "the job queue (sqlx)",
+            sessions_where!("s.ssl AND a.query ILIKE $1"),
+            "%apalis%",
+        ),
     ] {
         assert!(
-            db_count(&app, &count(&format!("s.ssl AND {filter}"))).await >= 1,
+            db_count(&app, sql, &[pattern.into()]).await >= 1,
             "{what}: no encrypted session"
         );
     }

@@ -13,10 +13,10 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::{
-    api::pins::cid,
     auth::security_signin::{person, token_for},
     auth::signin::{sign_in, SITE},
     harness::{
+        fixtures::cid,
         oidc::{Account, OidcProvider},
         KuboNode, TestApp, TestDb,
     },
