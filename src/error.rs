@@ -7,6 +7,10 @@ use serde::Serialize;
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The underlying error of a dependency, kept as the `source` of ours so a log or a
+/// caller walking the chain sees the original (without this module knowing its type).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong, classified by what the caller should see.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -65,19 +69,23 @@ pub enum Error {
 
     /// The connection pool could not hand out a connection.
     #[error("database pool: {0}")]
-    Pool(String),
+    Pool(#[source] Cause),
 
     /// Running or inspecting migrations failed.
     #[error("migrations: {0}")]
     Migration(String),
 
-    /// A Kubo RPC call failed.
+    /// A Kubo RPC call failed (the source is a `kubo::KuboError`).
     #[error("kubo: {0}")]
-    Kubo(String),
+    Kubo(#[source] Cause),
 
     /// Token signing or key handling failed.
-    #[error("token: {0}")]
-    Token(String),
+    #[error("token: {message}{}", source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    Token {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// Local file or process I/O failed.
     #[error("{context}: {source}")]
@@ -97,6 +105,14 @@ impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),
+            source,
+        }
+    }
+
+    /// Token handling failed for `message`, caused by `source` when there is one.
+    pub fn token(message: impl Into<String>, source: Option<Cause>) -> Self {
+        Self::Token {
+            message: message.into(),
             source,
         }
     }

@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use apistos::{api_operation, ApiComponent};
-use futures_util::FutureExt;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -14,12 +13,13 @@ use super::{
     openapi::{Doc, Reply},
 };
 use crate::{
-    audit::{self, AuditQuery, AuditView},
-    auth::{Principal, Role, Scope},
+    api::authn::Principal,
+    audit::{AuditQuery, AuditView},
+    auth::Scope,
     cluster::ops,
-    db::{org_tx, system_tx},
     error::{Error, Result},
     state::AppState,
+    tenancy::{access, audit_log},
 };
 
 /// A page of audit entries, newest first.
@@ -45,37 +45,11 @@ pub async fn audit(
     principal: Principal,
     req: HttpRequest,
 ) -> Result<Reply<200, AuditPage>> {
-    let mut query: AuditQuery = serde_urlencoded::from_str(req.query_string())
+    let query: AuditQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|e| Error::BadRequest(format!("audit query: {e}")))?;
     let limit = query.page_size()?;
-    let claims = principal.0.clone();
-    let results = match (claims.role, claims.org) {
-        (Role::Sysadmin, _) => {
-            principal.require(Scope::ClusterRead)?;
-            system_tx(&state.db, |conn| {
-                async move { audit::query(conn, &query).await }.boxed()
-            })
-            .await?
-        }
-        (Role::Orgadmin, Some(org)) => {
-            principal.require(Scope::MembersRead)?;
-            if query.org.is_some_and(|o| o != org) {
-                return Err(Error::Forbidden(
-                    "an org admin sees only their own org".into(),
-                ));
-            }
-            query.org = Some(org);
-            org_tx(&state.db, org, |conn| {
-                async move { audit::query(conn, &query).await }.boxed()
-            })
-            .await?
-        }
-        _ => {
-            return Err(Error::Forbidden(
-                "the audit log is for sysadmins and org admins".into(),
-            ))
-        }
-    };
+    let by = principal.actor(ClientIp::of(&req));
+    let results = audit_log::search(&state, &by, query).await?;
     // A full page may have a successor; a short one is the last.
     let next = (results.len() as i64 == limit)
         .then(|| results.last().map(|r| r.id.to_string()))
@@ -103,14 +77,11 @@ fn admin_json(value: impl Serialize) -> Result<AdminJson> {
 }
 
 /// Cluster administration is for sysadmins only.
+/// The audit name of a caller allowed to administer the cluster with `scope`.
 fn sysadmin(principal: &Principal, scope: Scope) -> Result<String> {
-    if principal.0.role != Role::Sysadmin {
-        return Err(Error::Forbidden(
-            "cluster administration is for sysadmins".into(),
-        ));
-    }
-    principal.require(scope)?;
-    Ok(format!("{}:{}", principal.0.sub, principal.0.jti))
+    let by = principal.actor(None);
+    access::administers_cluster(&by, scope)?;
+    Ok(by.name())
 }
 
 #[api_operation(

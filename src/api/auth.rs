@@ -20,11 +20,11 @@ use super::{
     openapi::{Doc, Reply},
 };
 use crate::{
-    auth::{oidc::public_url, session, signin},
+    auth::{oidc::public_url, session},
     db::system_tx,
     error::{Error, Result},
     state::AppState,
-    tenancy::users,
+    tenancy::{signin, users},
 };
 
 /// `POST /v1/auth/session`: the provider's `code` and `state`, or (without a provider,

@@ -7,25 +7,27 @@
 //! must come from our own origin. A cookie costs a database lookup only as the session
 //! gate allows (see [`super::session_gate`]).
 
+use std::{future::Future, net::IpAddr, pin::Pin};
+
 use actix_web::{
     body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
+    dev::{Payload, ServiceRequest, ServiceResponse},
     http::{header, Method},
     middleware::Next,
-    web, HttpMessage, HttpRequest,
+    web, FromRequest, HttpMessage, HttpRequest,
 };
 use futures_util::FutureExt;
-use std::net::IpAddr;
 
-use super::{client_ip::ClientIp, session_gate::SessionGate};
+use super::{access_log::LoggedOrg, client_ip::ClientIp, session_gate::SessionGate};
 use uuid::Uuid;
 
 use crate::{
-    auth::{oidc::public_url, session, session::SignedIn, Claims},
+    auth::{oidc::public_url, session, session::SignedIn, Actor, Claims, Scope},
     db::system_tx,
-    error::Error,
+    error::{Error, Result},
     ids::OrgId,
     state::AppState,
+    tenancy::access,
 };
 
 pub use super::verified::{bearer, named_org, VerifiedToken, ORG_HEADER};
@@ -53,7 +55,7 @@ impl Credential {
 
     /// The claims this credential carries now; `None` once it no longer counts
     /// (revoked, ended, its person removed). Errors are the database's.
-    pub async fn verify(&self, state: &AppState) -> crate::error::Result<Option<Claims>> {
+    pub async fn verify(&self, state: &AppState) -> Result<Option<Claims>> {
         match self {
             Self::Bearer(token) => verify_bearer(state, token).await,
             Self::Session { secret, named, .. } => Ok(verify_session(state, secret, *named)
@@ -65,7 +67,7 @@ impl Credential {
 
 /// A bearer token's claims as its user stands now, or `None` when it does not verify,
 /// is revoked or its user no longer stands.
-pub async fn verify_bearer(state: &AppState, token: &str) -> crate::error::Result<Option<Claims>> {
+pub async fn verify_bearer(state: &AppState, token: &str) -> Result<Option<Claims>> {
     let Ok(claims) = state.tokens.verify(token) else {
         return Ok(None);
     };
@@ -93,7 +95,7 @@ pub async fn verify_session(
     state: &AppState,
     secret: &str,
     named: Option<OrgId>,
-) -> crate::error::Result<Option<FoundSession>> {
+) -> Result<Option<FoundSession>> {
     let secret = secret.to_string();
     let found = system_tx(&state.db, |conn| {
         async move {
@@ -249,9 +251,159 @@ fn origin_of(url: &str) -> String {
     format!("{scheme}://{host}")
 }
 
+/// Who is calling and in which org.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: Claims,
+    /// The tenant every query of this request is scoped to.
+    pub org: OrgId,
+}
+
+impl Caller {
+    /// Fails with 403 unless the token carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.claims.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this token lacks the {scope} scope"
+            )))
+        }
+    }
+
+    /// The domain's view of this caller, acting in its org from `ip`.
+    pub fn actor(&self, ip: Option<IpAddr>) -> Actor {
+        Actor::new(self.claims.clone(), Some(self.org), ip)
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let request = req.clone();
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
+        let named_org = named_org(req);
+        let peer_ip = ClientIp::of(req);
+        let what = format!("{} {}", req.method(), req.path());
+        let verified = req.extensions().get::<VerifiedToken>().map(|v| v.0.clone());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| Error::Internal("application state missing".into()))?;
+            let claims = match verified {
+                // The authn middleware already checked signature, claims and denylist.
+                Some(claims) => claims,
+                None => verify(&state, authorization).await?,
+            };
+            let named = named_org?;
+            let org = match (named, claims.org) {
+                (Some(named), Some(own)) if named == own => own,
+                (Some(named), _) if access::sees_every_org(claims.role) => {
+                    access::enter_org(&state, &claims, named, peer_ip, &what).await?;
+                    named
+                }
+                (Some(_), _) => {
+                    return Err(Error::Forbidden(format!(
+                        "only a sysadmin token may name another org in {ORG_HEADER}"
+                    )))
+                }
+                (None, Some(own)) => own,
+                (None, None) => {
+                    return Err(Error::BadRequest(format!(
+                        "this token belongs to no org; name one with the {ORG_HEADER} header, or, for a client \
+                         that cannot send headers (ipfs pin remote), mint a token for the org: \
+                         anchorage admin mint-token --role orgadmin --org <org>"
+                    )))
+                }
+            };
+            request.extensions_mut().insert(LoggedOrg(org));
+            Ok(Caller { claims, org })
+        })
+    }
+}
+
+/// A verified caller that need not act in any one org: cluster-wide views (audit,
+/// cluster administration) decide from the role what it may see.
+#[derive(Debug, Clone)]
+pub struct Principal(pub Claims);
+
+impl Principal {
+    /// The domain's view of this caller, in no org of its choosing, from `ip`.
+    pub fn actor(&self, ip: Option<IpAddr>) -> Actor {
+        Actor::new(self.0.clone(), self.0.org, ip)
+    }
+
+    /// Fails with 403 unless the token carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.0.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this token lacks the {scope} scope"
+            )))
+        }
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
+        let verified = req.extensions().get::<VerifiedToken>().map(|v| v.0.clone());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| Error::Internal("application state missing".into()))?;
+            Ok(Principal(match verified {
+                Some(claims) => claims,
+                None => verify(&state, authorization).await?,
+            }))
+        })
+    }
+}
+
+/// The claims of the request's bearer token, or why it is refused.
+async fn verify(
+    state: &AppState,
+    authorization: Option<std::result::Result<String, header::ToStrError>>,
+) -> Result<Claims> {
+    let token = match authorization {
+        None => return Err(Error::Unauthorized("no Authorization header".into())),
+        Some(Err(_)) => {
+            return Err(Error::Unauthorized(
+                "Authorization header is not text".into(),
+            ))
+        }
+        Some(Ok(value)) => bearer_token(&value)?,
+    };
+    let claims = state.tokens.verify(&token)?;
+    if state.denylist.is_revoked(&state.db, claims.jti).await? {
+        return Err(Error::Unauthorized(format!(
+            "token {} is revoked",
+            claims.jti
+        )));
+    }
+    state.standings.effective(&state.db, claims).await
+}
+
+/// The token from `Bearer <token>` (scheme case-insensitive).
+fn bearer_token(value: &str) -> Result<String> {
+    bearer(value)
+        .map(str::to_string)
+        .ok_or_else(|| Error::Unauthorized("Authorization is not a bearer token".into()))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{bearer, origin_of};
+    use super::{bearer, bearer_token, origin_of};
 
     #[test]
     fn only_a_non_empty_bearer_token_counts() {
@@ -269,5 +421,14 @@ mod tests {
             "https://pins.example.com"
         );
         assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token("Bearer abc").unwrap(), "abc");
+        assert_eq!(bearer_token("bearer  abc ").unwrap(), "abc");
+        assert!(bearer_token("Basic abc").is_err());
+        assert!(bearer_token("Bearer").is_err());
+        assert!(bearer_token("Bearer ").is_err());
     }
 }

@@ -16,13 +16,14 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::StreamExt;
 
-use super::authn::Credential;
+use super::authn::{Caller, Credential};
 use crate::{
-    auth::{session::SignedIn, Caller, Claims, Role, Scope},
+    auth::{session::SignedIn, Claims, Scope},
     error::Error,
     events::Holder,
     ids::{OrgId, UserId},
     state::AppState,
+    tenancy::access,
 };
 
 /// Keepalive ping interval.
@@ -138,7 +139,7 @@ async fn still_allowed(state: &AppState, credential: &Credential, org: OrgId) ->
     match credential.verify(state).await {
         Ok(Some(claims)) => {
             claims.has_scope(Scope::PinRead)
-                && (claims.org == Some(org) || claims.role == Role::Sysadmin)
+                && (claims.org == Some(org) || access::sees_every_org(claims.role))
         }
         Ok(None) => false,
         Err(e) => {

@@ -14,12 +14,13 @@ use super::{
     openapi::{Doc, Reply},
 };
 use crate::{
-    auth::{Principal, Role, Scope},
-    db::{org_tx, system_tx},
+    api::authn::Principal,
+    auth::Role,
+    db::system_tx,
     error::{Error, Result},
     ids::{OrgId, UserId},
     state::AppState,
-    tenancy::{access, members, orgs, users},
+    tenancy::{members, orgs, users},
 };
 
 /// `{count, results}` of any listing here.
@@ -81,10 +82,6 @@ fn path_member(req: &HttpRequest) -> Result<Uuid> {
         .ok_or_else(|| Error::NotFound("no such member".into()))
 }
 
-fn actor(p: &Principal) -> String {
-    format!("{}:{}", p.0.sub, p.0.jti)
-}
-
 #[api_operation(
     operation_id = "me",
     tag = "users",
@@ -123,32 +120,12 @@ pub async fn me(
     summary = "List orgs",
     description = "Every org for a sysadmin; otherwise the caller's own"
 )]
-pub async fn list(state: web::Data<AppState>, principal: Principal) -> Result<Reply<200, Listing>> {
-    let claims = principal.0.clone();
-    // One read for everything: every org, plus the caller's memberships when the caller
-    // is a signed-in person (a token sees only its own org).
-    let person: Option<UserId> = (claims.iss == crate::auth::session::SESSION_ISSUER)
-        .then(|| claims.sub.parse().ok())
-        .flatten();
-    let (all, memberships) = system_tx(&state.db, move |conn| {
-        async move {
-            let all = orgs::list(conn).await?;
-            let memberships = match person {
-                Some(user) => users::me(conn, user).await?.orgs,
-                None => Vec::new(),
-            };
-            Ok((all, memberships))
-        }
-        .boxed()
-    })
-    .await?;
-    let visible: Vec<orgs::Org> = if claims.role == Role::Sysadmin {
-        all
-    } else {
-        all.into_iter()
-            .filter(|o| claims.org == Some(o.id) || memberships.iter().any(|m| m.id == o.id))
-            .collect()
-    };
+pub async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<Reply<200, Listing>> {
+    let visible = orgs::visible(&state, &principal.actor(ClientIp::of(&req))).await?;
     Ok(HttpResponse::Ok().json(listing(visible)?).into())
 }
 
@@ -166,13 +143,8 @@ pub async fn create(
     payload: web::Payload,
     _body: Doc<web::Json<NewOrg>>,
 ) -> Result<Reply<201, orgs::Org>> {
-    if principal.0.role != Role::Sysadmin {
-        return Err(Error::Forbidden("only a sysadmin creates orgs".into()));
-    }
-    principal.require(Scope::ClusterWrite)?;
     let body: NewOrg = read_json(&req, payload, state.config.server.max_body_bytes).await?;
-    let org =
-        orgs::create_audited(&state.db, body.name, actor(&principal), ClientIp::of(&req)).await?;
+    let org = orgs::create(&state, &principal.actor(ClientIp::of(&req)), body.name).await?;
     Ok(HttpResponse::Created().json(org).into())
 }
 
@@ -187,16 +159,8 @@ pub async fn members(
     principal: Principal,
     req: HttpRequest,
 ) -> Result<Reply<200, Listing>> {
-    let org = path_org(&req)?;
-    access::require(
-        &state,
-        &principal.0,
-        org,
-        Role::Orgadmin,
-        Scope::MembersRead,
-    )
-    .await?;
-    let list = org_tx(&state.db, org, move |conn| members::list(conn, org).boxed()).await?;
+    let by = principal.actor(ClientIp::of(&req));
+    let list = members::list(&state, &by, path_org(&req)?).await?;
     Ok(HttpResponse::Ok().json(listing(list)?).into())
 }
 
@@ -215,21 +179,9 @@ pub async fn add_member(
     _body: Doc<web::Json<NewMember>>,
 ) -> Result<Reply<201, members::Member>> {
     let org = path_org(&req)?;
-    access::require(
-        &state,
-        &principal.0,
-        org,
-        Role::Orgadmin,
-        Scope::MembersWrite,
-    )
-    .await?;
     let body: NewMember = read_json(&req, payload, state.config.server.max_body_bytes).await?;
-    let by = members::Actor {
-        name: actor(&principal),
-        ip: ClientIp::of(&req),
-    };
-    let member =
-        members::add_audited(&state.db, state.bus.clone(), org, body.email, body.role, by).await?;
+    let by = principal.actor(ClientIp::of(&req));
+    let member = members::add(&state, &by, org, body.email, body.role).await?;
     Ok(HttpResponse::Created().json(member).into())
 }
 
@@ -247,20 +199,9 @@ pub async fn set_role(
     _body: Doc<web::Json<MemberRole>>,
 ) -> Result<Reply<204>> {
     let (org, member) = (path_org(&req)?, path_member(&req)?);
-    access::require(
-        &state,
-        &principal.0,
-        org,
-        Role::Orgadmin,
-        Scope::MembersWrite,
-    )
-    .await?;
     let body: MemberRole = read_json(&req, payload, state.config.server.max_body_bytes).await?;
-    let by = members::Actor {
-        name: actor(&principal),
-        ip: ClientIp::of(&req),
-    };
-    members::set_role_audited(&state.db, state.bus.clone(), org, member, body.role, by).await?;
+    let by = principal.actor(ClientIp::of(&req));
+    members::set_role(&state, &by, org, member, body.role).await?;
     Ok(HttpResponse::NoContent().finish().into())
 }
 
@@ -275,18 +216,7 @@ pub async fn remove_member(
     req: HttpRequest,
 ) -> Result<Reply<204>> {
     let (org, member) = (path_org(&req)?, path_member(&req)?);
-    access::require(
-        &state,
-        &principal.0,
-        org,
-        Role::Orgadmin,
-        Scope::MembersWrite,
-    )
-    .await?;
-    let by = members::Actor {
-        name: actor(&principal),
-        ip: ClientIp::of(&req),
-    };
-    members::remove_audited(&state.db, state.bus.clone(), org, member, by).await?;
+    let by = principal.actor(ClientIp::of(&req));
+    members::remove(&state, &by, org, member).await?;
     Ok(HttpResponse::NoContent().finish().into())
 }

@@ -10,7 +10,8 @@ use super::{
     openapi::{params::ListPinsParams, schema, Doc, Reply},
 };
 use crate::{
-    auth::{Caller, Scope},
+    api::authn::Caller,
+    auth::Scope,
     error::{Error, Result},
     ids::RequestId,
     pins::{

@@ -28,7 +28,7 @@ use super::{
     client_ip::ClientIp,
     verified::{named_org, VerifiedToken},
 };
-use crate::{auth::Role, error::ErrorBody};
+use crate::{error::ErrorBody, tenancy::access};
 
 /// Paths no limit applies to: load balancers and scrapers poll them.
 const PROBES: [&str; 3] = ["/v1/health", "/v1/ready", "/metrics"];
@@ -144,10 +144,9 @@ impl KeyExtractor for Orgs {
         let Some(VerifiedToken(claims)) = extensions.get::<VerifiedToken>() else {
             return Ok(RateKey::Exempt);
         };
-        let named = match claims.role {
-            Role::Sysadmin => named_org(req.request()).ok().flatten(),
-            _ => None,
-        };
+        let named = access::sees_every_org(claims.role)
+            .then(|| named_org(req.request()).ok().flatten())
+            .flatten();
         Ok(named
             .or(claims.org)
             .map_or(RateKey::Exempt, |org| RateKey::Org(org.uuid())))

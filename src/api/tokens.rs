@@ -9,7 +9,7 @@ use super::{
     openapi::{Doc, Reply},
 };
 use crate::{
-    auth::Caller,
+    api::authn::Caller,
     error::{Error, Result},
     ids::TokenId,
     state::AppState,
@@ -31,7 +31,7 @@ pub async fn create(
     _body: Doc<web::Json<NewToken>>,
 ) -> Result<Reply<201, CreatedToken>> {
     let body: NewToken = read_json(&req, payload, state.config.server.max_body_bytes).await?;
-    let created = tokens::create(&state, &caller, body, ClientIp::of(&req)).await?;
+    let created = tokens::create(&state, &caller.actor(ClientIp::of(&req)), body).await?;
     Ok(HttpResponse::Created().json(created).into())
 }
 
@@ -42,7 +42,7 @@ pub async fn create(
     description = "The caller's own tokens (every token of the org for org admins), metadata only"
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<Reply<200, TokenList>> {
-    let results = tokens::list(&state, &caller).await?;
+    let results = tokens::list(&state, &caller.actor(None)).await?;
     Ok(HttpResponse::Ok()
         .json(TokenList {
             count: results.len(),
@@ -68,6 +68,6 @@ pub async fn revoke(
         .get("jti")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::NotFound("no such token".into()))?;
-    tokens::revoke(&state, &caller, jti, ClientIp::of(&req)).await?;
+    tokens::revoke(&state, &caller.actor(ClientIp::of(&req)), jti).await?;
     Ok(HttpResponse::NoContent().finish().into())
 }

@@ -1,7 +1,9 @@
 //! Authentication: API token signing keys, minting and verification, roles and scopes,
-//! the denylist cache and the `Caller` extractor.
+//! the denylist cache, sessions, the OIDC client, and [`Actor`], the plain who-acts
+//! the domain functions take. The request extractors (`Caller`, `Principal`) are the
+//! API's, in `api/authn.rs`.
 
-pub mod caller;
+pub mod actor;
 pub mod denylist;
 pub mod key_cutoffs;
 pub mod keys;
@@ -9,9 +11,8 @@ pub mod oidc;
 pub mod return_to;
 pub mod roles;
 pub mod session;
-pub mod signin;
 pub mod token;
 
-pub use caller::{Caller, Principal};
+pub use actor::Actor;
 pub use roles::{Role, Scope};
 pub use token::{Claims, MintRequest, MintedToken, TokenService};

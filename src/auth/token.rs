@@ -109,7 +109,7 @@ impl TokenService {
         let key = self
             .keys
             .get(kid)
-            .ok_or_else(|| Error::Token(format!("signing key '{kid}' is not loaded")))?;
+            .ok_or_else(|| Error::token(format!("signing key '{kid}' is not loaded"), None))?;
         if req.role != Role::Sysadmin && req.org.is_none() {
             return Err(Error::BadRequest(format!(
                 "a {} token needs an org",
@@ -136,7 +136,7 @@ impl TokenService {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(kid.to_string());
         let jwt = jsonwebtoken::encode(&header, &claims, key.encoding())
-            .map_err(|e| Error::Token(format!("signing failed: {e}")))?;
+            .map_err(|e| Error::token("signing failed", Some(Box::new(e))))?;
         Ok(MintedToken {
             jwt,
             kid: kid.to_string(),

@@ -19,8 +19,9 @@ use futures_util::FutureExt;
 use sha2::{Digest, Sha256};
 
 use crate::{
+    api::authn::Caller,
     api::client_ip::ClientIp,
-    auth::{caller::act_as, session, Claims, Role},
+    auth::{session, Claims},
     db::system_tx,
     error::{Error, Result},
     ids::{OrgId, UserId},
@@ -54,14 +55,19 @@ impl Viewer {
     }
 
     /// A `Caller` for the domain functions, acting in the page's org.
-    pub fn caller(&self) -> Result<crate::auth::Caller> {
+    pub fn caller(&self) -> Result<Caller> {
         let org = self
             .org
             .ok_or_else(|| Error::NotFound("you belong to no org yet".into()))?;
-        Ok(crate::auth::Caller {
+        Ok(Caller {
             claims: self.claims.clone(),
             org,
         })
+    }
+
+    /// The domain's view of the person, acting in the page's org from `ip`.
+    pub fn actor(&self, ip: Option<std::net::IpAddr>) -> crate::auth::Actor {
+        crate::auth::Actor::new(self.claims.clone(), self.org, ip)
     }
 
     pub fn org_query(&self) -> String {
@@ -127,11 +133,14 @@ pub async fn viewer(state: &AppState, req: &HttpRequest) -> Resolved {
     let claims = match org {
         // Another org than the claims': only a sysadmin, audited as for a token.
         Some(org) if claims.org != Some(org) => {
-            if claims.role != Role::Sysadmin {
+            if !crate::tenancy::access::sees_every_org(claims.role) {
                 return Resolved::Respond(not_found());
             }
             let what = format!("{} {}", req.method(), req.path());
-            if let Err(e) = act_as(state, &claims, org, ClientIp::of(req), &what).await {
+            if let Err(e) =
+                crate::tenancy::access::enter_org(state, &claims, org, ClientIp::of(req), &what)
+                    .await
+            {
                 return Resolved::Respond(refusal(e));
             }
             Claims {

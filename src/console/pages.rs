@@ -13,7 +13,7 @@ use super::{
 use crate::{
     api::client_ip::ClientIp,
     audit::{self, AuditQuery},
-    auth::{oidc::public_url, signin, Role, Scope},
+    auth::{oidc::public_url, Role, Scope},
     cluster::{ops, presences},
     db::{org_tx, system_tx},
     error::{Error, Result},
@@ -24,7 +24,7 @@ use crate::{
         service,
     },
     state::AppState,
-    tenancy::{members, orgs, tokens},
+    tenancy::{members, orgs, signin, tokens},
 };
 
 /// Pins per page.
@@ -402,7 +402,7 @@ async fn tokens_view(
             )
         }
     };
-    let list = match tokens::list(state, &caller).await {
+    let list = match tokens::list(state, &caller.actor(None)).await {
         Ok(l) => l,
         Err(e) => return error_page(&e),
     };
@@ -492,7 +492,7 @@ async fn tokens_create(
             .await
         }
     };
-    match tokens::create(&state, &caller, request, ClientIp::of(&req)).await {
+    match tokens::create(&state, &caller.actor(ClientIp::of(&req)), request).await {
         Ok(created) => {
             let endpoint = format!("{}/v1", public_url(&state.config));
             tokens_view(
@@ -538,7 +538,7 @@ async fn tokens_revoke(
     let back = format!("/console/tokens{}", v.org_query());
     back_to(
         &back,
-        tokens::revoke(&state, &caller, jti, ClientIp::of(&req))
+        tokens::revoke(&state, &caller.actor(ClientIp::of(&req)), jti)
             .await
             .map(|()| "Token revoked.".to_string()),
         "Not revoked",
@@ -549,7 +549,7 @@ async fn orgs_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
     let v = viewer_or_return!(state, req);
     let mut cards = Vec::new();
     let visible: Vec<(crate::ids::OrgId, String, String)> = if v.sysadmin() {
-        match system_tx(&state.db, |conn| orgs::list(conn).boxed()).await {
+        match system_tx(&state.db, |conn| orgs::store::list(conn).boxed()).await {
             Ok(all) => all
                 .into_iter()
                 .map(|o| {
@@ -572,7 +572,11 @@ async fn orgs_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
     for (id, name, role) in visible {
         let manage = v.sysadmin() || role == "orgadmin";
         let members = if manage {
-            match org_tx(&state.db, id, move |conn| members::list(conn, id).boxed()).await {
+            match org_tx(&state.db, id, move |conn| {
+                members::store::list(conn, id).boxed()
+            })
+            .await
+            {
                 Ok(list) => list
                     .into_iter()
                     .map(|m| MemberRow {
@@ -623,7 +627,7 @@ async fn orgs_create(
     let name = form.get("name").unwrap_or_default().to_string();
     back_to(
         "/console/orgs",
-        orgs::create_audited(&state.db, name, actor(&v), ClientIp::of(&req))
+        orgs::create(&state, &v.actor(ClientIp::of(&req)), name)
             .await
             .map(|org| format!("Org {} created.", org.name)),
         "No org was created",
@@ -633,15 +637,10 @@ async fn orgs_create(
 /// The org in the path, when the viewer may manage its members.
 async fn managed_org(state: &AppState, v: &Viewer, req: &HttpRequest) -> Option<crate::ids::OrgId> {
     let org: crate::ids::OrgId = req.match_info().get("org")?.parse().ok()?;
-    let ok =
-        crate::tenancy::access::require(state, &v.claims, org, Role::Orgadmin, Scope::MembersWrite)
-            .await
-            .is_ok()
-            || v.me
-                .orgs
-                .iter()
-                .any(|o| o.id == org && o.role == "orgadmin");
-    ok.then_some(org)
+    crate::tenancy::access::require(state, &v.claims, org, Role::Orgadmin, Scope::MembersWrite)
+        .await
+        .ok()
+        .map(|()| org)
 }
 
 async fn members_post(
@@ -657,10 +656,7 @@ async fn members_post(
     let Some(org) = managed_org(&state, &v, &req).await else {
         return not_found();
     };
-    let by = members::Actor {
-        name: actor(&v),
-        ip: ClientIp::of(&req),
-    };
+    let by = v.actor(ClientIp::of(&req));
     let member: Option<uuid::Uuid> = req.match_info().get("member").and_then(|m| m.parse().ok());
     let action = req.match_info().get("action").unwrap_or("add");
     let role = || {
@@ -671,13 +667,12 @@ async fn members_post(
     };
     let outcome = match (action, member) {
         ("add", None) => match role() {
-            Ok(role) => members::add_audited(
-                &state.db,
-                state.bus.clone(),
+            Ok(role) => members::add(
+                &state,
+                &by,
                 org,
                 form.get("email").unwrap_or_default().to_string(),
                 role,
-                by,
             )
             .await
             .map(|m| {
@@ -690,12 +685,12 @@ async fn members_post(
             Err(e) => Err(e),
         },
         ("role", Some(m)) => match role() {
-            Ok(role) => members::set_role_audited(&state.db, state.bus.clone(), org, m, role, by)
+            Ok(role) => members::set_role(&state, &by, org, m, role)
                 .await
                 .map(|_| "Role changed."),
             Err(e) => Err(e),
         },
-        ("remove", Some(m)) => members::remove_audited(&state.db, state.bus.clone(), org, m, by)
+        ("remove", Some(m)) => members::remove(&state, &by, org, m)
             .await
             .map(|_| "Member removed."),
         _ => return not_found(),

@@ -64,13 +64,13 @@ pub fn build_pool(dsn: &str, opts: &PoolOptions) -> Result<DbPool> {
         .recycle_timeout(Some(opts.acquire_timeout))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| Error::Pool(e.to_string()))
+        .map_err(|e| Error::Pool(Box::new(e)))
 }
 
 /// Checks a connection out of the pool, mapping exhaustion and connect failures to
 /// [`Error::Pool`] (503 over HTTP).
 pub async fn get(pool: &DbPool) -> Result<PooledConn> {
-    pool.get().await.map_err(|e| Error::Pool(e.to_string()))
+    pool.get().await.map_err(|e| Error::Pool(Box::new(e)))
 }
 
 /// Runs `SELECT 1` on a pooled connection.

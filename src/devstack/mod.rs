@@ -233,7 +233,7 @@ async fn seed_demo(config: &Config) -> Result<DevEnv> {
     let pool = db::build_pool(config.postgres.dsn.expose(), &PoolOptions::default())?;
     let (org, member, admin) = db::system_tx(&pool, |conn| {
         async move {
-            let org = orgs::ensure(conn, DEMO_ORG).await?;
+            let org = orgs::store::ensure(conn, DEMO_ORG).await?;
             let member = users::ensure_by_email(conn, "demo@anchorage.local", false).await?;
             users::set_membership(conn, org.id, member, Role::Member).await?;
             let admin = users::ensure_by_email(conn, "admin@anchorage.local", true).await?;

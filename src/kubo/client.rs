@@ -310,6 +310,6 @@ fn classify(path: &str, status: reqwest::StatusCode, message: String) -> KuboErr
 
 impl From<KuboError> for Error {
     fn from(e: KuboError) -> Self {
-        Error::Kubo(e.to_string())
+        Error::Kubo(Box::new(e))
     }
 }

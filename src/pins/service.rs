@@ -1,5 +1,5 @@
 //! Pin requests: add, get, list, replace, delete — one org-scoped transaction each.
-//! The HTTP API and (later) the console call these; nothing else writes pins.
+//! The HTTP API and the console call these; nothing else writes pins.
 
 use futures_util::FutureExt;
 

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     db::{schema::cid_origins, system_tx},
-    error::Result,
+    error::{Error, Result},
     jobs::{JobKind, PlacementJob},
     kubo::KuboError,
     pins::cid::other_forms,
@@ -58,6 +58,20 @@ pub async fn run(state: &AppState, job: PlacementJob) -> Result<()> {
 }
 
 type FollowUp = Vec<(PlacementJob, Option<Duration>)>;
+
+/// Why an attempt stopped short: Kubo's answer counts as an attempt (retried with
+/// backoff, or failed); a database error does not, and leaves the placement `pinning`
+/// for the sweeper to re-queue.
+enum AttemptError {
+    Kubo(KuboError),
+    Database(Error),
+}
+
+impl From<KuboError> for AttemptError {
+    fn from(e: KuboError) -> Self {
+        Self::Kubo(e)
+    }
+}
 
 /// The placement if the job is current and in one of `states`, locked.
 async fn current(
@@ -104,7 +118,11 @@ async fn pin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
         return Ok(Vec::new());
     };
     state.metrics.job_fetched(true);
-    let outcome = attempt(state, &placement, origins).await;
+    let outcome = match attempt(state, &placement, origins).await {
+        Ok(progress) => Ok(progress),
+        Err(AttemptError::Kubo(e)) => Err(e),
+        Err(AttemptError::Database(e)) => return Err(e),
+    };
     finish(state, job, outcome).await
 }
 
@@ -114,7 +132,7 @@ async fn attempt(
     state: &AppState,
     p: &Placement,
     origins: Vec<String>,
-) -> std::result::Result<u64, KuboError> {
+) -> std::result::Result<u64, AttemptError> {
     let kubo = state.kubo.clone();
     if !p.preexisting {
         // Decided once per placement, before pin/add: a pin the operator already had is
@@ -125,7 +143,7 @@ async fn attempt(
             async move { ownership::is_owned(conn, node, &cid).await }.boxed()
         })
         .await
-        .map_err(|e| KuboError::Unreachable(format!("reading ownership: {e}")))?;
+        .map_err(AttemptError::Database)?;
         if !owned {
             let mut preexisting = kubo.is_pinned(&p.cid).await?;
             for form in other_forms(&p.cid) {
@@ -142,7 +160,7 @@ async fn attempt(
                 .boxed()
             })
             .await
-            .map_err(|e| KuboError::Unreachable(format!("recording ownership: {e}")))?;
+            .map_err(AttemptError::Database)?;
             if preexisting {
                 return Ok(p.progress as u64);
             }
@@ -172,7 +190,7 @@ async fn attempt(
     let mut written = 0;
     loop {
         tokio::select! {
-            result = &mut pin => return result.map(|added| added.progress),
+            result = &mut pin => return Ok(result?.progress),
             _ = ticker.tick() => {
                 let now = AtomicU64::load(&progress, Ordering::Relaxed);
                 if now != written {
@@ -199,6 +217,51 @@ async fn write_progress(state: &AppState, p: &Placement, progress: u64) {
     }
 }
 
+/// What an attempt's outcome means for its placement.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Pinned(u64),
+    /// Try again after this delay, with this reason shown to the tenant.
+    Retry(Duration, String),
+    Failed(String),
+}
+
+impl Verdict {
+    /// `attempts` counts the one that just ended.
+    fn of(
+        outcome: std::result::Result<u64, &KuboError>,
+        attempts: i32,
+        max_attempts: i32,
+        base: Duration,
+    ) -> Self {
+        match outcome {
+            Ok(progress) => Self::Pinned(progress),
+            Err(e) if e.is_transient() && attempts < max_attempts => Self::Retry(
+                backoff(base, attempts),
+                format!(
+                    "attempt {attempts} failed ({}): {}, retrying",
+                    e.class(),
+                    e.for_tenants()
+                ),
+            ),
+            Err(e) => Self::Failed(format!(
+                "failed after {attempts} attempt(s) ({}): {}",
+                e.class(),
+                e.for_tenants()
+            )),
+        }
+    }
+
+    /// The `anchorage_jobs_acked_total` label.
+    fn ack(&self) -> &'static str {
+        match self {
+            Self::Pinned(_) => "pinned",
+            Self::Retry(..) => "retry",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
 /// Records the attempt's outcome, deciding on a retry.
 async fn finish(
     state: &AppState,
@@ -214,13 +277,13 @@ async fn finish(
             let Some(p) = current(conn, &job_in, &[PlacementState::Pinning]).await? else {
                 return Ok((Vec::new(), None));
             };
-            let ack = match &outcome {
-                Ok(_) => "pinned",
-                Err(e) if e.is_transient() && p.attempts < max_attempts => "retry",
-                Err(_) => "failed",
-            };
-            let follow_up = match outcome {
-                Ok(progress) => {
+            if let Err(e) = &outcome {
+                tracing::warn!(cid = %p.cid, error = %e, class = e.class(), attempts = p.attempts, "pin attempt failed");
+            }
+            let verdict = Verdict::of(outcome.as_ref().copied(), p.attempts, max_attempts, base);
+            let ack = verdict.ack();
+            let follow_up = match verdict {
+                Verdict::Pinned(progress) => {
                     store::mark_pinned(conn, &p, progress).await?;
                     tracing::info!(cid = %p.cid, attempts = p.attempts, "pinned");
                     // A replace kept the old CID until now; it may go.
@@ -233,18 +296,23 @@ async fn finish(
                         None => Vec::new(),
                     }
                 }
-                Err(e) if e.is_transient() && p.attempts < max_attempts => {
-                    let delay = backoff(base, p.attempts);
-                    let not_before = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    let reason = format!("attempt {} failed ({}): {}, retrying", p.attempts, e.class(), e.for_tenants());
-                    tracing::warn!(cid = %p.cid, error = %e, class = e.class(), ?delay, "pin attempt failed; will retry");
-                    let p = store::transition(conn, &p, PlacementState::Queued, Some(&reason), Some(not_before), false).await?;
+                Verdict::Retry(delay, reason) => {
+                    let not_before =
+                        Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    let p = store::transition(
+                        conn,
+                        &p,
+                        PlacementState::Queued,
+                        Some(&reason),
+                        Some(not_before),
+                        false,
+                    )
+                    .await?;
                     vec![(p.job(JobKind::Pin), Some(delay))]
                 }
-                Err(e) => {
-                    let reason = format!("failed after {} attempt(s) ({}): {}", p.attempts, e.class(), e.for_tenants());
-                    tracing::warn!(cid = %p.cid, error = %e, class = e.class(), "pin failed");
-                    store::transition(conn, &p, PlacementState::Failed, Some(&reason), None, false).await?;
+                Verdict::Failed(reason) => {
+                    store::transition(conn, &p, PlacementState::Failed, Some(&reason), None, false)
+                        .await?;
                     Vec::new()
                 }
             };
@@ -347,5 +415,32 @@ mod tests {
         assert_eq!(backoff(base, 4), Duration::from_secs(40));
         assert_eq!(backoff(base, 40), Duration::from_secs(3600));
         assert_eq!(backoff(base, 0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn transient_failures_retry_until_the_last_attempt_and_refusals_fail_at_once() {
+        let base = Duration::from_secs(5);
+        let down = KuboError::Unreachable("connection refused".into());
+        match Verdict::of(Err(&down), 2, 3, base) {
+            Verdict::Retry(delay, reason) => {
+                assert_eq!(delay, Duration::from_secs(10));
+                assert!(
+                    reason.starts_with("attempt 2 failed (unreachable)"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Verdict::of(Err(&down), 3, 3, base),
+            Verdict::Failed(_)
+        ));
+        let refused = KuboError::Rejected("invalid cid".into());
+        assert!(matches!(
+            Verdict::of(Err(&refused), 1, 3, base),
+            Verdict::Failed(_)
+        ));
+        assert_eq!(Verdict::of(Ok(7), 1, 3, base), Verdict::Pinned(7));
+        assert_eq!(Verdict::of(Ok(7), 1, 3, base).ack(), "pinned");
     }
 }

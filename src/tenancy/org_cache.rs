@@ -8,7 +8,7 @@ use std::time::Duration;
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::orgs;
+use super::orgs::store;
 use crate::{
     cache::{CacheStats, CountedCache},
     error::Result,
@@ -44,7 +44,7 @@ impl OrgCache {
         if self.cache.get(&org.uuid()).is_some() {
             return Ok(true);
         }
-        let found = orgs::find(conn, org).await?.is_some();
+        let found = store::find(conn, org).await?.is_some();
         if found {
             self.cache.insert(org.uuid(), ());
         }

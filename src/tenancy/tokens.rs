@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::access;
 use crate::{
     audit::{self, AuditEntry},
-    auth::{session::SESSION_ISSUER, Caller, MintRequest, Role, Scope},
+    auth::{session::SESSION_ISSUER, Actor, MintRequest, Role, Scope},
     cluster::invalidation::{Invalidation, InvalidationBus},
     db::{
         org_tx,
@@ -84,27 +85,24 @@ pub struct TokenList {
 }
 
 /// Mints a token for the caller's org and principal, records its metadata and audits it.
-pub async fn create(
-    state: &AppState,
-    caller: &Caller,
-    req: NewToken,
-    ip: Option<std::net::IpAddr>,
-) -> Result<CreatedToken> {
-    caller.require(Scope::TokensWrite)?;
+pub async fn create(state: &AppState, by: &Actor, req: NewToken) -> Result<CreatedToken> {
+    by.require(Scope::TokensWrite)?;
+    let org = by.acting_org()?;
+    let ip = by.ip;
     let label = req.label.trim().to_string();
     if label.chars().count() > MAX_LABEL_CHARS {
         return Err(Error::BadRequest(format!(
             "label is longer than {MAX_LABEL_CHARS} characters"
         )));
     }
-    let role = req.role.unwrap_or(caller.claims.role);
-    if role > caller.claims.role {
+    let role = req.role.unwrap_or(by.role());
+    if !access::may_grant(by.role(), role) {
         return Err(Error::Forbidden(format!(
             "a {} token cannot mint a {role} token",
-            caller.claims.role
+            by.role()
         )));
     }
-    let own = caller.claims.effective_scopes();
+    let own = by.claims.effective_scopes();
     let scopes = match req.scopes {
         Some(requested) => {
             if let Some(wider) = requested.iter().find(|s| !own.contains(s)) {
@@ -142,11 +140,11 @@ pub async fn create(
     }
     // A token minted by a token is its child: it never outlives its parent, and dies
     // with it. (A browser session signed in through the provider is no token.)
-    let parent = (caller.claims.iss != SESSION_ISSUER).then_some(caller.claims.jti);
+    let parent = (by.claims.iss != SESSION_ISSUER).then_some(by.claims.jti);
     let ttl = match parent {
         None => ttl,
         Some(_) => {
-            let left = caller.claims.exp - Utc::now().timestamp();
+            let left = by.claims.exp - Utc::now().timestamp();
             if left <= 0 {
                 return Err(Error::Unauthorized("this token has expired".into()));
             }
@@ -154,15 +152,14 @@ pub async fn create(
         }
     };
     let minted = state.tokens.mint(MintRequest {
-        sub: caller.claims.sub.clone(),
-        org: Some(caller.org),
+        sub: by.claims.sub.clone(),
+        org: Some(org),
         role,
         scopes: Some(scopes.clone()),
         ttl,
     })?;
     let claims = minted.claims.clone();
-    let org = caller.org;
-    let actor = caller.actor();
+    let actor = by.name();
     let record = org_tx(&state.db, org, |conn| {
         async move {
             let user = claims.sub.parse::<UserId>().ok().map(|u| u.uuid());
@@ -208,11 +205,11 @@ pub async fn create(
 }
 
 /// The tokens the caller may see: its own, or every token of the org for org admins.
-pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<TokenRecord>> {
-    caller.require(Scope::TokensRead)?;
-    let org = caller.org;
-    let all = caller.claims.role >= Role::Orgadmin;
-    let subject = caller.claims.sub.clone();
+pub async fn list(state: &AppState, by: &Actor) -> Result<Vec<TokenRecord>> {
+    by.require(Scope::TokensRead)?;
+    let org = by.acting_org()?;
+    let all = access::manages_every_token(by.role());
+    let subject = by.claims.sub.clone();
     org_tx(&state.db, org, |conn| {
         async move {
             let mut query = api_tokens::table
@@ -234,17 +231,13 @@ pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<TokenRecord>>
 /// token minted from it, in one transaction: writes each jti to the denylist until the
 /// token's natural expiry, effective on this node at once and on the others as the
 /// announcement arrives.
-pub async fn revoke(
-    state: &AppState,
-    caller: &Caller,
-    jti: TokenId,
-    ip: Option<std::net::IpAddr>,
-) -> Result<()> {
-    caller.require(Scope::TokensWrite)?;
-    let org = caller.org;
-    let any = caller.claims.role >= Role::Orgadmin;
-    let subject = caller.claims.sub.clone();
-    let actor = caller.actor();
+pub async fn revoke(state: &AppState, by: &Actor, jti: TokenId) -> Result<()> {
+    by.require(Scope::TokensWrite)?;
+    let org = by.acting_org()?;
+    let ip = by.ip;
+    let any = access::manages_every_token(by.role());
+    let subject = by.claims.sub.clone();
+    let actor = by.name();
     let bus = state.bus.clone();
     // A sysadmin's token may have children in several orgs, so the descendants are
     // found across orgs; the token itself must be this org's (filtered explicitly).

@@ -1,6 +1,6 @@
 //! Documentation types mirroring the spec's `components.schemas`. They derive
-//! `JsonSchema` (limits through `#[schemars(...)]`) and `ApiComponent`; the prototype's
-//! handlers also serialize them, but nothing requires that.
+//! `JsonSchema` (limits through `#[schemars(...)]`) and `ApiComponent`, and exist only
+//! for the OpenAPI document: the handlers answer with the domain's own types.
 //!
 //! Rules that keep the output equal to the spec (apistos always uses schemars'
 //! `SchemaSettings::openapi3()`):

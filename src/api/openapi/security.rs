@@ -9,7 +9,7 @@ use apistos::{
     ApiComponent, Schema,
 };
 
-use crate::auth::{Caller, Principal};
+use crate::api::authn::{Caller, Principal};
 
 /// The scheme's name, as the spec names it.
 pub const SECURITY_SCHEME: &str = "accessToken";

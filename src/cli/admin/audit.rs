@@ -62,7 +62,7 @@ pub async fn run(args: AuditArgs, config: &Config) -> Result<()> {
     let entries: Vec<AuditView> = system_tx(&pool, |conn| {
         async move {
             if let Some(org) = org_arg {
-                query.org = Some(orgs::resolve(conn, &org).await?.id);
+                query.org = Some(orgs::store::resolve(conn, &org).await?.id);
             }
             Ok(audit::query(conn, &query)
                 .await?

@@ -182,7 +182,7 @@ async fn org_by_name(config: &Config, name: &str) -> Result<OrgId> {
     let pool = super::cli_pool(config)?;
     let name = name.to_string();
     let org = system_tx(&pool, |conn| {
-        async move { orgs::resolve(conn, &name).await }.boxed()
+        async move { orgs::store::resolve(conn, &name).await }.boxed()
     })
     .await?;
     Ok(org.id)

@@ -30,7 +30,7 @@ pub async fn run(cmd: OrgCommand, config: &Config) -> Result<()> {
             let actor = super::cli_actor();
             let org = system_tx(&pool, |conn| {
                 async move {
-                    let org = orgs::create(conn, &name).await?;
+                    let org = orgs::store::create(conn, &name).await?;
                     audit::record(
                         conn,
                         AuditEntry::new(actor, "org.create", org.id.to_string())
@@ -46,7 +46,7 @@ pub async fn run(cmd: OrgCommand, config: &Config) -> Result<()> {
             println!("{}", org.id);
         }
         OrgCommand::List => {
-            let all = system_tx(&pool, |conn| orgs::list(conn).boxed()).await?;
+            let all = system_tx(&pool, |conn| orgs::store::list(conn).boxed()).await?;
             for org in all {
                 println!("{}\t{}\t{}", org.id, org.name, org.created_at.to_rfc3339());
             }

@@ -72,14 +72,14 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
         | MemberCommand::Remove { org, .. } => org.clone(),
     };
     let org = system_tx(&pool, |conn| {
-        async move { Ok(orgs::resolve(conn, &org_arg).await?.id) }.boxed()
+        async move { Ok(orgs::store::resolve(conn, &org_arg).await?.id) }.boxed()
     })
     .await?;
     match cmd {
         MemberCommand::Add { email, role, .. } => {
             let m = org_tx(&pool, org, |conn| {
                 async move {
-                    let m = members::add(conn, bus.as_ref(), org, &email, role).await?;
+                    let m = members::store::add(conn, bus.as_ref(), org, &email, role).await?;
                     audit::record(
                         conn,
                         AuditEntry::new(actor, "member.add", email.clone())
@@ -95,7 +95,7 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
             println!("{}\t{}", m.id, if m.pending { "invited" } else { "added" });
         }
         MemberCommand::List { .. } => {
-            let list = org_tx(&pool, org, |conn| members::list(conn, org).boxed()).await?;
+            let list = org_tx(&pool, org, |conn| members::store::list(conn, org).boxed()).await?;
             for m in list {
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -109,7 +109,7 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
         MemberCommand::Remove { email, .. } => {
             org_tx(&pool, org, |conn| {
                 async move {
-                    let found = members::list(conn, org)
+                    let found = members::store::list(conn, org)
                         .await?
                         .into_iter()
                         .find(|m| {
@@ -118,7 +118,7 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
                                 .is_some_and(|e| e.eq_ignore_ascii_case(&email))
                         })
                         .ok_or_else(|| Error::NotFound(format!("{email} is not in the org")))?;
-                    members::remove(conn, bus.as_ref(), org, found.id).await?;
+                    members::store::remove(conn, bus.as_ref(), org, found.id).await?;
                     audit::record(
                         conn,
                         AuditEntry::new(actor, "member.remove", found.id.to_string()).org(org),

@@ -68,7 +68,7 @@ async fn seed(pool: &DbPool) -> (OrgId, OrgId) {
         async move {
             let mut ids = Vec::new();
             for name in ["alpha", "beta"] {
-                let org = orgs::create(conn, name).await?;
+                let org = orgs::store::create(conn, name).await?;
                 let user = users::ensure_by_email(conn, &format!("{name}@example.com"), false).await?;
                 users::set_membership(conn, org.id, user, Role::Member).await?;
                 sql::query(

@@ -123,7 +123,7 @@ async fn fixture(content_bytes: usize) -> Fixture {
     let port = anchorage::devstack::postgres::free_port().unwrap();
     let pool = db.app_pool();
     let org = system_tx(&pool, |conn| {
-        async move { orgs::create(conn, "acme").await }.boxed()
+        async move { orgs::store::create(conn, "acme").await }.boxed()
     })
     .await
     .unwrap();

@@ -164,7 +164,7 @@ impl TestApp {
     pub async fn create_org(&self, name: &str) -> OrgId {
         let name = name.to_string();
         system_tx(&self.state.db, |conn| {
-            async move { Ok(orgs::create(conn, &name).await?.id) }.boxed()
+            async move { Ok(orgs::store::create(conn, &name).await?.id) }.boxed()
         })
         .await
         .unwrap()

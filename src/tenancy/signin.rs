@@ -1,4 +1,4 @@
-//! The sign-in flow around [`super::oidc`]: an authorization request is remembered in
+//! The sign-in flow around [`crate::auth::oidc`]: an authorization request is remembered in
 //! `login_attempts` (state → nonce, PKCE verifier, where to return, and the hash of a
 //! secret the starting browser keeps in a cookie), so the provider's redirect may land
 //! on any node but completes only in that browser; completing it consumes the row once,
@@ -13,20 +13,20 @@ use diesel_async::RunQueryDsl;
 use futures_util::FutureExt;
 use serde_json::json;
 
-use super::{
-    oidc::public_url,
-    return_to::safe_return_to,
-    session::{self, SignedIn},
-    Claims,
-};
+use super::users;
 use crate::{
     audit::{self, AuditEntry},
+    auth::{
+        oidc::public_url,
+        return_to::safe_return_to,
+        session::{self, SignedIn},
+        Claims,
+    },
     cluster::invalidation::Invalidation,
     db::{schema::login_attempts, system_tx},
     error::{Error, Result},
     ids::UserId,
     state::AppState,
-    tenancy::users,
 };
 
 /// How long an authorization request may take to come back.

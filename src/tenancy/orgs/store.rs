@@ -1,4 +1,4 @@
-//! Organisations (tenants).
+//! The SQL of organisations (tenants), on a connection the caller opened.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -123,32 +123,6 @@ pub async fn ensure(conn: &mut AsyncPgConnection, name: &str) -> Result<Org> {
         Some(org) => Ok(org),
         None => create(conn, name).await,
     }
-}
-
-/// Creates an org as [`create`] does, audited (`org.create`) as `actor` from `ip`.
-pub async fn create_audited(
-    db: &crate::db::DbPool,
-    name: String,
-    actor: String,
-    ip: Option<std::net::IpAddr>,
-) -> Result<Org> {
-    use futures_util::FutureExt;
-    crate::db::system_tx(db, move |conn| {
-        async move {
-            let org = create(conn, &name).await?;
-            crate::audit::record(
-                conn,
-                crate::audit::AuditEntry::new(actor, "org.create", org.id.to_string())
-                    .org(org.id)
-                    .source_ip(ip)
-                    .details(serde_json::json!({ "name": org.name })),
-            )
-            .await?;
-            Ok(org)
-        }
-        .boxed()
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -1,13 +1,10 @@
-//! An org's members: people with a role in it, and invitations by email that bind to
-//! the person when that email first signs in. Runs in the org's own transaction
-//! (`org_tx`), so row-level security keeps every query inside the org.
+//! The SQL of memberships, on a connection the caller opened: inside the org's own
+//! transaction (`org_tx`), so row-level security keeps every query inside the org.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
-
-use std::sync::Arc;
 
 use crate::{
     auth::Role,
@@ -196,91 +193,4 @@ pub async fn role_of(
             .map_err(|_| Error::Internal(format!("membership role '{r}'")))
     })
     .transpose()
-}
-
-/// Who acted, from where: for the audit entry of an operation.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub name: String,
-    pub ip: Option<std::net::IpAddr>,
-}
-
-/// Adds `email` to `org` as [`add`] does, audited (`member.add`).
-pub async fn add_audited(
-    db: &crate::db::DbPool,
-    bus: Arc<dyn InvalidationBus>,
-    org: OrgId,
-    email: String,
-    role: Role,
-    by: Actor,
-) -> Result<Member> {
-    use futures_util::FutureExt;
-    crate::db::org_tx(db, org, move |conn| {
-        async move {
-            let member = add(conn, bus.as_ref(), org, &email, role).await?;
-            crate::audit::record(
-                conn,
-                crate::audit::AuditEntry::new(by.name, "member.add", email.clone())
-                    .org(org)
-                    .source_ip(by.ip)
-                    .details(serde_json::json!({ "role": member.role, "pending": member.pending })),
-            )
-            .await?;
-            Ok(member)
-        }
-        .boxed()
-    })
-    .await
-}
-
-/// Changes a member's role as [`set_role`] does, audited (`member.role`).
-pub async fn set_role_audited(
-    db: &crate::db::DbPool,
-    bus: Arc<dyn InvalidationBus>,
-    org: OrgId,
-    member: Uuid,
-    role: Role,
-    by: Actor,
-) -> Result<()> {
-    use futures_util::FutureExt;
-    crate::db::org_tx(db, org, move |conn| {
-        async move {
-            set_role(conn, bus.as_ref(), org, member, role).await?;
-            crate::audit::record(
-                conn,
-                crate::audit::AuditEntry::new(by.name, "member.role", member.to_string())
-                    .org(org)
-                    .source_ip(by.ip)
-                    .details(serde_json::json!({ "role": role.as_str() })),
-            )
-            .await
-        }
-        .boxed()
-    })
-    .await
-}
-
-/// Removes a member as [`remove`] does, audited (`member.remove`).
-pub async fn remove_audited(
-    db: &crate::db::DbPool,
-    bus: Arc<dyn InvalidationBus>,
-    org: OrgId,
-    member: Uuid,
-    by: Actor,
-) -> Result<()> {
-    use futures_util::FutureExt;
-    crate::db::org_tx(db, org, move |conn| {
-        async move {
-            remove(conn, bus.as_ref(), org, member).await?;
-            crate::audit::record(
-                conn,
-                crate::audit::AuditEntry::new(by.name, "member.remove", member.to_string())
-                    .org(org)
-                    .source_ip(by.ip),
-            )
-            .await
-        }
-        .boxed()
-    })
-    .await
 }
