@@ -254,6 +254,9 @@ fn expand_tree(tree: &str) -> Vec<Vec<String>> {
 /// `path` from `crate`, or `None` for a path into another crate.
 fn absolute(path: &[String], module: &ModPath) -> Option<Vec<String>> {
     let (first, rest) = path.split_first()?;
+    if rest.is_empty() {
+        return None; // `crate::{` of a use tree, read inline: its paths are expanded anyway
+    }
     // `module` is already the folder's path for a `mod.rs`, so `super` is its parent
     // either way.
     let mut base = module.clone();

@@ -1,4 +1,7 @@
 //! The HTTP surface: route table and the JSON error plumbing shared by every route.
+//!
+//! Imported by `server`, `console` and `cli` (the metrics registry only); see the layer
+//! table in docs/architecture.md.
 
 pub mod access_log;
 pub mod admin;

@@ -2,6 +2,9 @@
 //! the denylist cache, sessions, the OIDC client, and [`Actor`], the plain who-acts
 //! the domain functions take. The request extractors (`Caller`, `Principal`) are the
 //! API's, in `api/authn.rs`.
+//!
+//! Imported by every layer above it: `tenancy`, `state`, `api`, `console`, `server`,
+//! `devstack`, `cli`; see the layer table in docs/architecture.md.
 
 pub mod actor;
 pub mod denylist;

@@ -1,5 +1,7 @@
 //! The `anchorage` command line: one binary, `serve`, `dev`, `migrate` and `admin`.
 //! Every subcommand reads the same layered config (defaults < file < env < flags).
+//!
+//! Imported by `main.rs` only; see the layer table in docs/architecture.md.
 
 mod admin;
 mod dev;

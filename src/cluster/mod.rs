@@ -1,6 +1,10 @@
 //! Cluster concerns: this node's claim and heartbeat, leader election, where replicas go
 //! and their repair, cross-node cache invalidation, and what clients are told about
 //! where to send data (delegates).
+//!
+//! Imported by `pins`, `tenancy`, `state`, `api`, `console`, `server`, `cli` (and,
+//! marked ↑ in docs/architecture.md, `placements` and `state` for the scheduler and the
+//! handles a node holds); see the layer table in docs/architecture.md.
 
 pub mod delegates;
 pub mod heartbeat;

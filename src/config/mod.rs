@@ -11,6 +11,9 @@
 //!
 //! Secrets are [`Secret`]s: `Debug` never shows them; log
 //! [`Config::redacted_summary`] at start-up.
+//!
+//! Imported by `telemetry`, `state`, `api`, `auth`, `server`, `devstack`, `cli`; see
+//! the layer table in docs/architecture.md.
 
 mod defaults;
 mod duration;

@@ -1,5 +1,8 @@
 //! Postgres access: the pool, embedded migrations, the generated schema and the two
 //! tenant-scoped transaction helpers that are the only way to reach tenant tables.
+//!
+//! Imported by every module that reads or writes Postgres; it imports only `ids` and
+//! `error`; see the layer table in docs/architecture.md.
 
 pub mod connect;
 pub mod functions;

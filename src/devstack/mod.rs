@@ -2,6 +2,8 @@
 //! migrations, a dev signing key, a demo org with a member and a sysadmin token, a local
 //! IPFS node when no Kubo answers — written down in `DATA_DIR/anchorage.yaml` and
 //! `DATA_DIR/dev.env` so the CLI and scripts can act on the same stack.
+//!
+//! Imported by `cli` only; see the layer table in docs/architecture.md.
 
 pub mod kubo;
 pub mod postgres;

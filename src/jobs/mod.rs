@@ -3,6 +3,9 @@
 //! push onto any node's queue. Jobs are nudges — the placement row is the truth — so a
 //! failed push is logged and left to the requeue sweeper. [`Jobs`] is the Postgres
 //! backend: apalis with apalis-postgres.
+//!
+//! Imported by `placements`, `cluster`, `state`, `server`, `cli`; it imports only `db`,
+//! `ids` and `error`; see the layer table in docs/architecture.md.
 
 use std::{
     sync::{

@@ -1,6 +1,9 @@
 //! The one client for Kubo's HTTP RPC API (`/api/v0/...`), behind the [`Kubo`] trait so
 //! tests can substitute faults. Every call is a POST with query arguments, as Kubo
 //! requires, and has its own timeout.
+//!
+//! Imported by `placements`, `cluster`, `state`, `server`, `devstack`; it imports only
+//! `error`; see the layer table in docs/architecture.md.
 
 mod client;
 mod error;

@@ -1,6 +1,9 @@
 //! Placements: which node holds (or will hold) which CID, and the pin lifecycle that
 //! moves them `queued` → `pinning` → `pinned` (or `failed`), and `unpinning` when no pin
 //! request wants the CID any more. Postgres is the truth; jobs only nudge.
+//!
+//! Imported by `pins`, `cluster`, `state`, `server`; see the layer table in
+//! docs/architecture.md.
 
 pub mod fetching;
 pub mod lifecycle;

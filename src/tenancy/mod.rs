@@ -1,4 +1,7 @@
 //! Tenancy: organisations, users, memberships and API tokens.
+//!
+//! Imported by `api`, `console`, `server`, `devstack`, `cli` (and, marked ↑, `state`
+//! for the org and standing caches); see the layer table in docs/architecture.md.
 
 pub mod access;
 pub mod audit_log;
