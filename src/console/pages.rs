@@ -202,7 +202,7 @@ async fn pins_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
         .map_err(|e| Error::BadRequest(e.to_string()))
         .and_then(|s| ListQuery::parse(&s));
     let listed = match parsed {
-        Ok(lq) => service::list(&state, org, lq).await,
+        Ok(lq) => service::list(&state, &v.actor(None), lq).await,
         Err(e) => Err(e),
     };
     let results = match listed {
@@ -315,7 +315,7 @@ async fn pins_add(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
         form.get("name"),
         origins,
     ) {
-        Ok(spec) => service::add(&state, v.org.expect("guarded"), spec)
+        Ok(spec) => service::add(&state, &v.actor(ClientIp::of(&req)), spec)
             .await
             .map(|_| ()),
         Err(e) => Err(e),
@@ -346,7 +346,7 @@ async fn pins_delete(
     };
     back_to(
         &pins_url(&v),
-        service::remove(&state, v.org.expect("guarded"), id)
+        service::remove(&state, &v.actor(ClientIp::of(&req)), id)
             .await
             .map(|()| "Pin deleted.".to_string()),
         "Not deleted",
@@ -367,7 +367,7 @@ async fn pins_replace(
         return not_found();
     };
     let outcome = match spec(form.get("cid").unwrap_or_default(), None, Vec::new()) {
-        Ok(spec) => service::replace(&state, v.org.expect("guarded"), id, spec)
+        Ok(spec) => service::replace(&state, &v.actor(ClientIp::of(&req)), id, spec)
             .await
             .map(|_| ()),
         Err(e) => Err(e),

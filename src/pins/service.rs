@@ -11,6 +11,7 @@ use super::{
     store,
 };
 use crate::{
+    auth::{Actor, Scope},
     cluster::{delegates::MAX_DELEGATES, scheduler::LiveNode},
     db::{org_read, org_tx},
     error::{Error, Result},
@@ -61,12 +62,20 @@ fn view_with(state: &AppState, live: Option<&[LiveNode]>, record: PinRecord) -> 
     PinStatusView::new(record, delegates)
 }
 
+/// The org `by` acts in, once its credential is found to carry `scope`. A refusal is
+/// not a pin operation, so it is decided before the operation is counted.
+fn acting(by: &Actor, scope: Scope) -> Result<OrgId> {
+    by.require(scope)?;
+    by.acting_org()
+}
+
 /// `POST /pins`: the request, its reference on the CID and (when the CID is not held or
 /// wanted yet) its placements on `cluster.maxReplicas` live nodes, in one transaction;
 /// the pin jobs after commit. Locks are taken refcount row → placements → pin rows, as
 /// on every write path.
 /// Counted in `anchorage_pin_ops_total`.
-pub async fn add(state: &AppState, org: OrgId, spec: PinSpec) -> Result<PinStatusView> {
+pub async fn add(state: &AppState, by: &Actor, spec: PinSpec) -> Result<PinStatusView> {
+    let org = acting(by, Scope::PinWrite)?;
     let outcome = add_unmetered(state, org, spec).await;
     state.metrics.pin_op("add", outcome.is_ok());
     outcome
@@ -107,7 +116,8 @@ fn targets<'a>(state: &AppState, live: &'a [LiveNode], prefer: Vec<(Uuid, String
 
 /// `GET /pins/{requestid}`: another org's request is as absent as a missing one.
 /// Counted in `anchorage_pin_ops_total`.
-pub async fn get(state: &AppState, org: OrgId, id: RequestId) -> Result<PinStatusView> {
+pub async fn get(state: &AppState, by: &Actor, id: RequestId) -> Result<PinStatusView> {
+    let org = acting(by, Scope::PinRead)?;
     let outcome = get_unmetered(state, org, id).await;
     state.metrics.pin_op("get", outcome.is_ok());
     outcome
@@ -123,7 +133,8 @@ async fn get_unmetered(state: &AppState, org: OrgId, id: RequestId) -> Result<Pi
 
 /// `GET /pins`.
 /// Counted in `anchorage_pin_ops_total`.
-pub async fn list(state: &AppState, org: OrgId, query: ListQuery) -> Result<PinResults> {
+pub async fn list(state: &AppState, by: &Actor, query: ListQuery) -> Result<PinResults> {
+    let org = acting(by, Scope::PinRead)?;
     let outcome = list_unmetered(state, org, query).await;
     state.metrics.pin_op("list", outcome.is_ok());
     outcome
@@ -153,10 +164,11 @@ async fn list_unmetered(state: &AppState, org: OrgId, query: ListQuery) -> Resul
 /// Counted in `anchorage_pin_ops_total`.
 pub async fn replace(
     state: &AppState,
-    org: OrgId,
+    by: &Actor,
     id: RequestId,
     spec: PinSpec,
 ) -> Result<PinStatusView> {
+    let org = acting(by, Scope::PinWrite)?;
     let outcome = replace_unmetered(state, org, id, spec).await;
     state.metrics.pin_op("replace", outcome.is_ok());
     outcome
@@ -228,7 +240,8 @@ async fn replace_unmetered(
 /// `DELETE /pins/{requestid}`: the request vanishes at once; when it was the CID's last
 /// reference its placements go `unpinning` and unpin jobs follow the commit.
 /// Counted in `anchorage_pin_ops_total`.
-pub async fn remove(state: &AppState, org: OrgId, id: RequestId) -> Result<()> {
+pub async fn remove(state: &AppState, by: &Actor, id: RequestId) -> Result<()> {
+    let org = acting(by, Scope::PinWrite)?;
     let outcome = remove_unmetered(state, org, id).await;
     state.metrics.pin_op("remove", outcome.is_ok());
     outcome
