@@ -4,6 +4,8 @@
 
 pub mod addresses;
 pub mod api;
+#[cfg(test)]
+mod architecture;
 pub mod audit;
 pub mod auth;
 pub mod cache;

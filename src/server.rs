@@ -6,6 +6,7 @@ use std::{net::TcpListener, sync::Arc};
 use actix_governor::Governor;
 use actix_web::{dev::ServerHandle, middleware, web, App, HttpServer};
 use apistos::app::OpenApiWrapper;
+use futures_util::FutureExt;
 
 use crate::{
     api::{self, rate_limit, session_gate::SessionGate},
@@ -13,21 +14,21 @@ use crate::{
     cluster::{
         delegates::Delegates,
         heartbeat,
-        invalidation::{self, InvalidationBus, PgNotify},
+        invalidation::{InvalidationBus, PgNotify},
         leader::{self, Leadership, PgLease},
         nodes::{self, Presence},
         readiness::Readiness,
-        repair,
         scheduler::LiveNodes,
+        upkeep,
     },
     config::Config,
     db::{self, migrate, PoolOptions},
     error::{Error, Result},
-    jobs::{JobTransport, Jobs},
+    jobs::{JobHandler, JobTransport, Jobs},
     kubo::{Kubo, KuboClient},
     metrics::Metrics,
     pins::counts,
-    placements::reconciler,
+    placements::{reconciler, runner},
     state::AppState,
     tenancy::{org_cache::OrgCache, standing::Standings, tokens},
 };
@@ -359,15 +360,7 @@ fn spawn_background(
             state.metrics.leader_is_elected.clone(),
             stop.clone(),
         )),
-        tokio::spawn(state.bus.follow(invalidation::Caches {
-            denylist: state.denylist.clone(),
-            live_nodes: state.live_nodes.clone(),
-            orgs: state.orgs.clone(),
-            standings: state.standings.clone(),
-            events: state.events.clone(),
-            key_cutoffs: state.tokens.cutoffs().clone(),
-            db: state.db.clone(),
-        })),
+        tokio::spawn(state.bus.follow(Arc::new(state.caches()))),
         tokio::spawn(crate::events::follow(
             state.config.postgres.dsn.expose().to_string(),
             state.events.clone(),
@@ -379,7 +372,7 @@ fn spawn_background(
         return (tasks, None);
     }
     let ipfs = &state.config.ipfs;
-    tasks.push(tokio::spawn(repair::repair_loop(
+    tasks.push(tokio::spawn(upkeep::upkeep_loop(
         state.clone(),
         cluster.heartbeat,
     )));
@@ -393,8 +386,14 @@ fn spawn_background(
         state.config.cluster.node_id,
         uuid::Uuid::now_v7().simple()
     );
+    let runner_state = state.clone();
+    let handler = JobHandler::new(move |job| {
+        let state = runner_state.clone();
+        async move { runner::run(&state, job).await }.boxed()
+    });
     let workers = tokio::spawn(state.jobs.run_workers(
-        state.clone(),
+        handler,
+        state.db.clone(),
         ipfs.max_concurrent_pins as usize,
         worker_name,
         stop,

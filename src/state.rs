@@ -3,13 +3,17 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::{denylist::Denylist, TokenService},
+    auth::{denylist::Denylist, key_cutoffs::KeyCutoffs, TokenService},
     cluster::{
-        delegates::Delegates, invalidation::InvalidationBus, leader::Leadership, nodes::Presence,
+        delegates::Delegates,
+        invalidation::{Follower, Invalidation, InvalidationBus},
+        leader::Leadership,
+        nodes::Presence,
         scheduler::LiveNodes,
     },
     config::Config,
     db::DbPool,
+    events::{Affected, EventHub},
     ids::NodeId,
     jobs::JobTransport,
     kubo::Kubo,
@@ -37,7 +41,7 @@ pub struct AppState {
     pub standings: Standings,
     pub delegates: Delegates,
     /// This node's `/v1/events` subscribers.
-    pub events: crate::events::EventHub,
+    pub events: EventHub,
     /// Every Prometheus series this node exports.
     pub metrics: Metrics,
     /// Announces cache invalidations to every node, and follows them.
@@ -52,4 +56,79 @@ pub struct AppState {
     pub fetching: crate::placements::fetching::Fetching,
     /// The claim on this node's name, kept by the heartbeat.
     pub presence: Arc<tokio::sync::Mutex<Presence>>,
+}
+
+impl AppState {
+    /// This node's caches, for the invalidation bus to follow.
+    pub fn caches(&self) -> NodeCaches {
+        NodeCaches {
+            denylist: self.denylist.clone(),
+            live_nodes: self.live_nodes.clone(),
+            orgs: self.orgs.clone(),
+            standings: self.standings.clone(),
+            events: self.events.clone(),
+            key_cutoffs: self.tokens.cutoffs().clone(),
+            db: self.db.clone(),
+        }
+    }
+}
+
+/// The caches a node keeps that other nodes' writes can make stale: what the
+/// invalidation bus's announcements are applied to.
+#[derive(Clone)]
+pub struct NodeCaches {
+    pub denylist: Denylist,
+    pub live_nodes: LiveNodes,
+    pub orgs: OrgCache,
+    pub standings: Standings,
+    /// Not a cache, but held by what the caches say: open event sockets are checked
+    /// again once the caches have dropped what changed.
+    pub events: EventHub,
+    /// Reloaded from `db` when a key's tokens are revoked.
+    pub key_cutoffs: KeyCutoffs,
+    pub db: DbPool,
+}
+
+impl Follower for NodeCaches {
+    fn apply(&self, what: Invalidation) {
+        match what {
+            Invalidation::Token(jti) => self.denylist.invalidate(jti),
+            Invalidation::Nodes => self.live_nodes.invalidate(),
+            Invalidation::Org(id) => self.orgs.invalidate(id),
+            Invalidation::User(id) => self.standings.invalidate(id),
+            Invalidation::Session(_) => {}
+            Invalidation::KeyCutoffs => {
+                // Sockets re-check their tokens once the new cutoffs are in.
+                let (cutoffs, db, events) = (
+                    self.key_cutoffs.clone(),
+                    self.db.clone(),
+                    self.events.clone(),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = cutoffs.reload(&db).await {
+                        tracing::warn!(error = %e, "reloading signing-key cutoffs failed");
+                    }
+                    events.recheck(Affected::Everyone);
+                });
+                return;
+            }
+        }
+        let affected = match what {
+            Invalidation::Token(jti) => Affected::Token(jti),
+            Invalidation::User(id) => Affected::User(id),
+            Invalidation::Session(id) => Affected::Session(id),
+            Invalidation::Org(id) => Affected::Org(id),
+            Invalidation::Nodes | Invalidation::KeyCutoffs => return,
+        };
+        self.events.recheck(affected);
+    }
+
+    fn clear(&self) {
+        self.denylist.clear();
+        self.live_nodes.invalidate();
+        self.orgs.clear();
+        self.standings.clear();
+        self.key_cutoffs.reload_soon(&self.db);
+        self.events.recheck(Affected::Everyone);
+    }
 }

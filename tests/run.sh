@@ -3,11 +3,30 @@
 # formatting and lints, runs every test (they start their own private Postgres cluster
 # and real Kubo nodes), then the release artifacts' install tests (tests/packaging),
 # and stops the test Postgres afterwards.
+#
+# --fast: only the fast tier: the formatting check, clippy and the library's unit tests
+# (`cargo test --lib`: no Postgres, no Kubo, no network). No prerequisites are installed
+# and no npm, packaging, Swarm or compatibility test runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+fast=false
+case "${1:-}" in
+  "") ;;
+  --fast) fast=true ;;
+  *) echo "usage: $0 [--fast]" >&2; exit 2 ;;
+esac
+
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/anchorage/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if $fast; then
+  cargo fmt --all -- --check
+  cargo clippy --all-targets --locked -- -D warnings
+  cargo test --lib --locked
+  exit 0
+fi
+
 bash packaging/prereqs.sh --tests
 
 test_pg="$CARGO_TARGET_DIR/tmp/anchorage-test-pg"

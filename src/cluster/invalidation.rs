@@ -8,21 +8,16 @@
 //! that connection is lost, notifications may have been missed, so every cache is
 //! dropped before listening again.
 
+use std::sync::Arc;
+
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::{future::BoxFuture, FutureExt};
 use uuid::Uuid;
 
 use crate::{
-    auth::{denylist::Denylist, key_cutoffs::KeyCutoffs},
-    cluster::scheduler::LiveNodes,
-    db::{
-        listen::{self, Heard},
-        DbPool,
-    },
+    db::listen::{self, Heard},
     error::Result,
-    events::{Affected, EventHub},
-    tenancy::{org_cache::OrgCache, standing::Standings},
 };
 
 /// The NOTIFY channel.
@@ -80,9 +75,17 @@ pub trait InvalidationBus: Send + Sync {
         what: Invalidation,
     ) -> BoxFuture<'c, Result<()>>;
 
-    /// Applies every announcement, from any node, to `caches` until aborted; drops every
-    /// cache whenever announcements may have been missed.
-    fn follow(&self, caches: Caches) -> BoxFuture<'static, ()>;
+    /// Hands every announcement, from any node, to `follower` until aborted, and tells
+    /// it to drop everything whenever announcements may have been missed.
+    fn follow(&self, follower: Arc<dyn Follower>) -> BoxFuture<'static, ()>;
+}
+
+/// What a node does with what it hears: the node's caches (see `state::NodeCaches`).
+pub trait Follower: Send + Sync {
+    /// Drops what `what` made stale.
+    fn apply(&self, what: Invalidation);
+    /// Drops everything: announcements may have been missed.
+    fn clear(&self);
 }
 
 /// The Postgres backend: NOTIFY in the writer's transaction, LISTEN on each node.
@@ -115,73 +118,14 @@ impl InvalidationBus for PgNotify {
         .boxed()
     }
 
-    fn follow(&self, caches: Caches) -> BoxFuture<'static, ()> {
-        listen_loop(self.dsn.clone(), caches).boxed()
+    fn follow(&self, follower: Arc<dyn Follower>) -> BoxFuture<'static, ()> {
+        listen_loop(self.dsn.clone(), follower).boxed()
     }
 }
 
-/// The caches a node keeps that other nodes' writes can make stale.
-#[derive(Clone)]
-pub struct Caches {
-    pub denylist: Denylist,
-    pub live_nodes: LiveNodes,
-    pub orgs: OrgCache,
-    pub standings: Standings,
-    /// Not a cache, but held by what the caches say: open event sockets are checked
-    /// again once the caches have dropped what changed.
-    pub events: EventHub,
-    /// Reloaded from `db` when a key's tokens are revoked.
-    pub key_cutoffs: KeyCutoffs,
-    pub db: DbPool,
-}
-
-impl Caches {
-    fn apply(&self, what: Invalidation) {
-        match what {
-            Invalidation::Token(jti) => self.denylist.invalidate(jti),
-            Invalidation::Nodes => self.live_nodes.invalidate(),
-            Invalidation::Org(id) => self.orgs.invalidate(id),
-            Invalidation::User(id) => self.standings.invalidate(id),
-            Invalidation::Session(_) => {}
-            Invalidation::KeyCutoffs => {
-                // Sockets re-check their tokens once the new cutoffs are in.
-                let (cutoffs, db, events) = (
-                    self.key_cutoffs.clone(),
-                    self.db.clone(),
-                    self.events.clone(),
-                );
-                tokio::spawn(async move {
-                    if let Err(e) = cutoffs.reload(&db).await {
-                        tracing::warn!(error = %e, "reloading signing-key cutoffs failed");
-                    }
-                    events.recheck(Affected::Everyone);
-                });
-                return;
-            }
-        }
-        let affected = match what {
-            Invalidation::Token(jti) => Affected::Token(jti),
-            Invalidation::User(id) => Affected::User(id),
-            Invalidation::Session(id) => Affected::Session(id),
-            Invalidation::Org(id) => Affected::Org(id),
-            Invalidation::Nodes | Invalidation::KeyCutoffs => return,
-        };
-        self.events.recheck(affected);
-    }
-
-    fn clear(&self) {
-        self.denylist.clear();
-        self.live_nodes.invalidate();
-        self.orgs.clear();
-        self.standings.clear();
-        self.key_cutoffs.reload_soon(&self.db);
-        self.events.recheck(Affected::Everyone);
-    }
-}
-
-/// Follows the channel on `dsn` until aborted, applying every invalidation to `caches`
-/// and dropping every cache whenever listening (re)starts.
-async fn listen_loop(dsn: String, caches: Caches) {
+/// Follows the channel on `dsn` until aborted, handing every invalidation to `caches`
+/// and telling it to drop everything whenever listening (re)starts.
+async fn listen_loop(dsn: String, caches: Arc<dyn Follower>) {
     listen::follow(dsn, &[CHANNEL], move |heard| match heard {
         // Notifications may be missed from the moment the feed is lost until LISTEN is
         // back in effect: drop everything at both ends of that gap.

@@ -11,5 +11,5 @@ pub mod ops;
 pub mod plan;
 pub mod presences;
 pub mod readiness;
-pub mod repair;
 pub mod scheduler;
+pub mod upkeep;

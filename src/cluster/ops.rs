@@ -1,6 +1,6 @@
-//! Operator actions on the cluster and the leader's share of carrying them out:
-//! drain / cordon / uncordon a node, maintenance mode (with a TTL the leader's watchdog
-//! enforces), rebalancing, and re-queueing placements. Every action writes one audit
+//! Operator commands on the cluster: drain / cordon / uncordon a node, maintenance mode
+//! (with a TTL), asking for a rebalance, and re-queueing placements. The leader carries
+//! out drains and rebalances and enforces the TTL in its rounds ([`super::upkeep`]). Every action writes one audit
 //! entry; node changes are announced so every node's live set follows at once.
 //!
 //! Moving a replica is always copy-then-remove: the new placement is created and the old
@@ -22,10 +22,7 @@ use uuid::Uuid;
 
 use super::{
     invalidation::{Invalidation, InvalidationBus},
-    leader::fenced_tx,
     plan::{self, Move, NodeView, Replica},
-    repair::replace_one,
-    scheduler::LiveNode,
 };
 use crate::{
     audit::{self, AuditEntry},
@@ -35,16 +32,12 @@ use crate::{
     },
     error::{Error, Result},
     ids::NodeId,
-    jobs::JobTransport,
-    placements::{status, store, JobKind, PlacementJob, PlacementState},
-    state::AppState,
+    jobs::{JobKind, JobTransport},
+    placements::{status, store, PlacementState},
 };
 
 /// Most moves one rebalance round starts.
 pub const MOVES_PER_ROUND: usize = 100;
-/// Most draining replicas one round copies away.
-const DRAIN_BATCH: i64 = 200;
-
 /// An operator-set node state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeState {
@@ -254,7 +247,7 @@ pub async fn maintenance_on(
 
 /// Turns maintenance off, audited (`action` says why: `maintenance.off` by an operator,
 /// `maintenance.expire` by the watchdog).
-async fn clear_maintenance(
+pub(super) async fn clear_maintenance(
     conn: &mut AsyncPgConnection,
     actor: String,
     action: &str,
@@ -291,75 +284,6 @@ pub async fn maintenance_off(
         .boxed()
     })
     .await
-}
-
-/// The leader's watchdog: clears a maintenance flag left on past its TTL, loudly.
-pub async fn watchdog(state: &AppState, fence: i64) -> Result<bool> {
-    let cleared = fenced_tx(&state.db, state.node, fence, |conn| {
-        async move {
-            let expired: bool = diesel::select(diesel::dsl::exists(
-                cluster_state::table
-                    .filter(cluster_state::maintenance.eq(true))
-                    .filter(cluster_state::maintenance_expires_at.lt(Some(Utc::now()))),
-            ))
-            .get_result(conn)
-            .await?;
-            if expired {
-                clear_maintenance(conn, "system:watchdog".into(), "maintenance.expire", None)
-                    .await?;
-            }
-            Ok(expired)
-        }
-        .boxed()
-    })
-    .await?;
-    if cleared {
-        tracing::warn!("maintenance mode was left on past its TTL; the watchdog turned it off");
-    }
-    Ok(cleared)
-}
-
-/// The leader's drain step: copies replicas away from live draining nodes (the trim
-/// step removes the originals once the copies are pinned). Returns how many moved.
-pub async fn drain_round(state: &AppState, fence: i64, live: &Arc<Vec<LiveNode>>) -> Result<usize> {
-    #[derive(QueryableByName)]
-    struct Candidate {
-        #[diesel(sql_type = Text)]
-        cid: String,
-        #[diesel(sql_type = SqlUuid)]
-        node_id: Uuid,
-    }
-    let ttl = state.config.cluster.node_ttl.as_secs_f64();
-    let candidates: Vec<Candidate> = {
-        let mut conn = crate::db::pool::get(&state.db).await?;
-        diesel::sql_query(
-            "SELECT p.cid, p.node_id FROM placements p JOIN nodes n ON n.id = p.node_id \
-             WHERE n.state = 'draining' AND n.last_seen > now() - make_interval(secs => $1) \
-               AND p.state <> 'unpinning' AND p.replaced_at IS NULL \
-             ORDER BY p.cid LIMIT $2",
-        )
-        .bind::<Double, _>(ttl)
-        .bind::<BigInt, _>(DRAIN_BATCH)
-        .load(&mut conn)
-        .await?
-    };
-    let wanted = state.config.cluster.max_replicas.max(1) as usize;
-    let mut moved = 0;
-    for c in candidates {
-        let live = live.clone();
-        let jobs = fenced_tx(&state.db, state.node, fence, move |conn| {
-            async move { replace_one(conn, &c.cid, c.node_id, &live, wanted, true).await }.boxed()
-        })
-        .await?;
-        if let Some(jobs) = jobs {
-            moved += 1;
-            state.jobs.enqueue_all(&jobs).await;
-        }
-    }
-    if moved > 0 {
-        tracing::info!(moved, "copying replicas away from draining nodes");
-    }
-    Ok(moved)
 }
 
 /// Asks the leader to rebalance, audited.
@@ -450,7 +374,10 @@ pub async fn rebalance_status(
 
 /// The planner's view of the cluster: live active nodes are schedulable; wanted
 /// replicas only (not ones being removed or replaced).
-async fn current_plan(conn: &mut AsyncPgConnection, node_ttl: Duration) -> Result<Vec<Move>> {
+pub(super) async fn current_plan(
+    conn: &mut AsyncPgConnection,
+    node_ttl: Duration,
+) -> Result<Vec<Move>> {
     let nodes: Vec<(Uuid, bool)> = diesel::sql_query(
         "SELECT id, (state = 'active' AND kubo_healthy \
                      AND last_seen > now() - make_interval(secs => $1)) AS schedulable FROM nodes",
@@ -497,80 +424,6 @@ struct NodeRow {
     id: Uuid,
     #[diesel(sql_type = Bool)]
     schedulable: bool,
-}
-
-/// The leader's rebalance step, when an operator asked for one: starts the current
-/// plan's moves (copy to `to`, mark the `from` copy replaced); clears the request once
-/// nothing is left to move or in flight. Returns how many moves started.
-pub async fn rebalance_round(state: &AppState, fence: i64) -> Result<usize> {
-    let ttl = state.config.cluster.node_ttl;
-    let status = {
-        let mut conn = crate::db::pool::get(&state.db).await?;
-        rebalance_status(&mut conn, ttl).await?
-    };
-    if !status.requested {
-        return Ok(0);
-    }
-    if status.moves.is_empty() {
-        if status.in_flight == 0 {
-            fenced_tx(&state.db, state.node, fence, |conn| {
-                async move {
-                    diesel::update(cluster_state::table)
-                        .set((
-                            cluster_state::rebalance_requested_at.eq(None::<DateTime<Utc>>),
-                            cluster_state::rebalance_requested_by.eq(None::<String>),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    Ok(())
-                }
-                .boxed()
-            })
-            .await?;
-            tracing::info!("rebalance finished");
-        }
-        return Ok(0);
-    }
-    let moves = {
-        let mut conn = crate::db::pool::get(&state.db).await?;
-        current_plan(&mut conn, ttl).await?
-    };
-    let mut started = 0;
-    for m in moves {
-        let job = fenced_tx(&state.db, state.node, fence, move |conn| {
-            async move { start_move(conn, &m).await }.boxed()
-        })
-        .await?;
-        if let Some(job) = job {
-            started += 1;
-            state.jobs.enqueue(&job, None).await;
-        }
-    }
-    tracing::info!(started, "rebalance round started moves");
-    Ok(started)
-}
-
-/// Copy-then-remove, first half: a queued placement on `to`, the `from` copy marked
-/// replaced (trimmed once the copy is pinned). Nothing when the world moved on.
-async fn start_move(conn: &mut AsyncPgConnection, m: &Move) -> Result<Option<PlacementJob>> {
-    if store::lock_refcount(conn, &m.cid)
-        .await?
-        .is_none_or(|n| n <= 0)
-    {
-        return Ok(None);
-    }
-    let placements = store::lock_all(conn, &m.cid).await?;
-    let from_ok = placements.iter().any(|p| {
-        p.node_id == m.from && p.replaced_at.is_none() && p.state() == Some(PlacementState::Pinned)
-    });
-    let to_free = !placements.iter().any(|p| p.node_id == m.to);
-    if !from_ok || !to_free {
-        return Ok(None);
-    }
-    let p = store::insert_queued(conn, &m.cid, m.to, None).await?;
-    store::mark_replaced(conn, &m.cid, m.from).await?;
-    status::refresh(conn, &m.cid).await?;
-    Ok(Some(p.job(JobKind::Pin)))
 }
 
 /// Which placements to re-queue.

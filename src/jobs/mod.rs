@@ -18,13 +18,32 @@ use tokio::sync::Notify;
 use apalis::prelude::*;
 use apalis_postgres::{Config, PgPool, PostgresStorage};
 
+mod job;
+
+pub use job::{JobKind, PlacementJob};
+
 use crate::{
     db::{pool, DbPool},
     error::{Error, Result},
     ids::NodeId,
-    placements::{runner, PlacementJob},
-    state::AppState,
 };
+
+/// What a node does with each job its workers take: the placement runner, handed in
+/// by the server so the transport knows nothing of what a job means.
+#[derive(Clone)]
+pub struct JobHandler(Arc<dyn Fn(PlacementJob) -> BoxFuture<'static, Result<()>> + Send + Sync>);
+
+impl JobHandler {
+    pub fn new(
+        run: impl Fn(PlacementJob) -> BoxFuture<'static, Result<()>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(run))
+    }
+
+    fn run(&self, job: PlacementJob) -> BoxFuture<'static, Result<()>> {
+        (self.0)(job)
+    }
+}
 
 /// How often workers poll besides LISTEN/NOTIFY (NOTIFY only fires for jobs already due,
 /// so delayed retries are found by polling).
@@ -41,11 +60,13 @@ pub trait JobTransport: Send + Sync {
     /// generation. Never fails: a lost push is the sweeper's to repair.
     fn enqueue<'a>(&'a self, job: &'a PlacementJob, delay: Option<Duration>) -> BoxFuture<'a, ()>;
 
-    /// Runs this node's workers until `stop` turns true, then returns once the jobs in
-    /// flight have finished (the caller bounds that wait).
+    /// Runs this node's workers, each job through `handler`, until `stop` turns true,
+    /// then returns once the jobs in flight have finished (the caller bounds that wait).
+    /// `db` is for the transport's own housekeeping.
     fn run_workers(
         &self,
-        state: AppState,
+        handler: JobHandler,
+        db: DbPool,
         concurrency: usize,
         worker_name: String,
         stop: tokio::sync::watch::Receiver<bool>,
@@ -177,12 +198,12 @@ impl Jobs {
 
     async fn work(
         self,
-        state: AppState,
+        handler: JobHandler,
+        db: DbPool,
         concurrency: usize,
         worker_name: String,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let db = state.db.clone();
         let pruning = tokio::spawn(self.clone().prune_loop(db, PRUNE_EVERY));
         let backend = PostgresStorage::<PlacementJob>::new(&self.pool)
             .with_config(config(&self.queue))
@@ -190,7 +211,7 @@ impl Jobs {
             .poll_with_strategy(Strategy::new().interval(POLL_EVERY));
         let worker = WorkerBuilder::new(worker_name)
             .backend(backend)
-            .data(state)
+            .data(handler)
             .data(self.in_flight.clone())
             .concurrency(concurrency)
             .build(handle);
@@ -217,13 +238,14 @@ impl JobTransport for Jobs {
 
     fn run_workers(
         &self,
-        state: AppState,
+        handler: JobHandler,
+        db: DbPool,
         concurrency: usize,
         worker_name: String,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> BoxFuture<'static, ()> {
         self.clone()
-            .work(state, concurrency, worker_name, stop)
+            .work(handler, db, concurrency, worker_name, stop)
             .boxed()
     }
 
@@ -246,11 +268,11 @@ pub fn queue_name(node: NodeId) -> String {
 
 async fn handle(
     job: PlacementJob,
-    state: Data<AppState>,
+    handler: Data<JobHandler>,
     in_flight: Data<InFlight>,
 ) -> std::result::Result<(), BoxDynError> {
     let _running = in_flight.enter();
-    if let Err(e) = runner::run(&state, job.clone()).await {
+    if let Err(e) = handler.run(job.clone()).await {
         // The placement stays as it was; the sweeper gives it a new job later.
         tracing::warn!(error = %e, cid = %job.cid, "placement job failed");
     }

@@ -10,11 +10,12 @@ use uuid::Uuid;
 use super::{
     status::Replica,
     store::{self, Placement},
-    JobKind, PlacementJob, PlacementState,
+    PlacementState,
 };
 use crate::{
     cluster::scheduler::{self, LiveNode},
     error::Result,
+    jobs::{JobKind, PlacementJob},
     pins::model::PinState,
 };
 

@@ -10,10 +10,6 @@ pub mod reconciler;
 pub mod runner;
 pub mod status;
 pub mod store;
-pub mod sweeper;
-
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// A placement's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,34 +42,5 @@ impl PlacementState {
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
-    }
-}
-
-/// What a job asks a node to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    Pin,
-    Unpin,
-}
-
-/// A nudge for one placement. It carries ids only: the runner re-reads the placement, and
-/// a job whose generation is not the placement's current one does nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlacementJob {
-    pub kind: JobKind,
-    pub cid: String,
-    pub node: Uuid,
-    pub generation: i64,
-}
-
-impl PlacementJob {
-    /// Keeps one job per placement generation in the queue.
-    pub fn idempotency_key(&self) -> String {
-        let kind = match self.kind {
-            JobKind::Pin => "pin",
-            JobKind::Unpin => "unpin",
-        };
-        format!("{kind}:{}:{}:{}", self.cid, self.node, self.generation)
     }
 }

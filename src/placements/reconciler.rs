@@ -9,10 +9,11 @@ use std::{collections::HashSet, time::Duration};
 use chrono::Utc;
 use futures_util::FutureExt;
 
-use super::{ownership, status, store, JobKind, PlacementJob, PlacementState};
+use super::{ownership, status, store, PlacementState};
 use crate::{
     db::system_tx,
     error::Result,
+    jobs::{JobKind, PlacementJob},
     kubo::KuboError,
     pins::{cid::other_forms, store::add_ref},
     state::AppState,

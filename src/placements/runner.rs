@@ -19,11 +19,12 @@ use futures_util::FutureExt;
 use super::{
     lifecycle, origins, ownership, status,
     store::{self, Placement},
-    JobKind, PlacementJob, PlacementState,
+    PlacementState,
 };
 use crate::{
     db::{schema::cid_origins, system_tx},
     error::Result,
+    jobs::{JobKind, PlacementJob},
     kubo::KuboError,
     pins::cid::other_forms,
     state::AppState,

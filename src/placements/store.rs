@@ -5,8 +5,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{JobKind, PlacementJob, PlacementState};
-use crate::{db::schema::placements, error::Result};
+use super::PlacementState;
+use crate::{
+    db::schema::placements,
+    error::Result,
+    jobs::{JobKind, PlacementJob},
+};
 
 /// One placement row.
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -335,20 +335,9 @@ impl TestCluster {
     }
 
     /// `SELECT count(*) AS n ...` (or any query with one bigint column `n`) across all
-    /// orgs, through `system_tx`.
-    pub async fn count(&self, sql: &str) -> i64 {
-        use diesel_async::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let sql = sql.to_string();
-        system_tx(&self.pool, |conn| {
-            async move { Ok(diesel::sql_query(sql).get_result::<Count>(conn).await?.n) }.boxed()
-        })
-        .await
-        .unwrap()
+    /// orgs, through `system_tx`, with `params` bound to `$1`, `$2`, ….
+    pub async fn count(&self, sql: &'static str, params: &[super::sql::Param]) -> i64 {
+        super::sql::count_in(&self.pool, sql, params).await
     }
 
     /// `anchorage <args>` as an operator of this cluster would run it: the nodes' database,

@@ -7,10 +7,12 @@ pub mod cluster;
 pub mod counting_proxy;
 pub mod fake_idp;
 pub mod fake_kubo;
+pub mod fixtures;
 pub mod kubo;
 pub mod oidc;
 pub mod pg;
 pub mod pg_tls;
+pub mod sql;
 
 pub use app::{send, test_config, TestApp};
 pub use kubo::KuboNode;

@@ -89,6 +89,7 @@ async fn start_cluster() -> Cluster {
         .await
         .unwrap();
     tokio::spawn(conn);
+    // DDL takes no parameters: these names are this file's constants and generated names.
     client
         .batch_execute(&format!(
             "DO $$ BEGIN CREATE ROLE {PASSWORD_USERS} NOLOGIN; \
@@ -105,6 +106,7 @@ async fn start_cluster() -> Cluster {
         // Build under a scratch name and rename, so a crash never leaves a
         // half-migrated template behind.
         let scratch = format!("{template}_build");
+        // DDL with the generated template names, as above.
         client
             .batch_execute(&format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"))
             .await
@@ -183,6 +185,7 @@ impl TestDb {
 
     async fn create(port: u16, template: Option<&str>) -> Self {
         let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+        // DDL takes no parameters: the database name is generated here, the rest constants.
         let sql = match template {
             Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t} OWNER {OWNER_ROLE}"),
             None => format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}"),
@@ -237,10 +240,33 @@ impl TestDb {
     pub async fn superuser_exec(&self, sql: &str) {
         superuser_exec(self.port, &self.name, sql).await;
     }
+
+    /// Runs one statement in this database as the superuser with `params` bound to `$1`,
+    /// `$2`, … (tokio_postgres types: `String` is text and `i64` bigint, so a uuid goes
+    /// in as text and the statement casts it: `$1::text::uuid`).
+    pub async fn superuser_exec_with(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> u64 {
+        let dsn = format!("postgres://postgres@127.0.0.1:{}/{}", self.port, self.name);
+        let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        let n = client
+            .execute(sql, params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        drop(client);
+        let _ = task.await;
+        n
+    }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // DDL takes no parameters: the name is the one `create` generated.
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let port = self.port;
         let _ = std::thread::spawn(move || {
