@@ -1,33 +1,31 @@
 //! Roles and scopes carried in tokens, and what each role may do by default.
 
-use std::{fmt, str::FromStr};
-
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-
-/// Who the caller is within anchorage.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// An org member: pins and their own tokens.
-    Member,
-    /// Manages an org's members and tokens.
-    Orgadmin,
-    /// Cluster-wide administrator.
-    Sysadmin,
+crate::text_enum! {
+    /// Who the caller is within anchorage.
+    #[derive(
+        Debug,
+        Clone,
+        Copy,
+        PartialEq,
+        Eq,
+        PartialOrd,
+        Ord,
+        Hash,
+        Serialize,
+        Deserialize,
+        schemars::JsonSchema,
+    )]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role ("role") {
+        /// An org member: pins and their own tokens.
+        Member = "member",
+        /// Manages an org's members and tokens.
+        Orgadmin = "orgadmin",
+        /// Cluster-wide administrator.
+        Sysadmin = "sysadmin",
+    }
 }
 
 impl Role {
@@ -44,120 +42,43 @@ impl Role {
                 MembersRead,
                 MembersWrite,
             ],
-            Role::Sysadmin => Scope::ALL,
-        }
-    }
-
-    /// The lowercase name used in claims and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Orgadmin => "orgadmin",
-            Role::Sysadmin => "sysadmin",
+            Role::Sysadmin => &Scope::ALL,
         }
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "member" => Ok(Role::Member),
-            "orgadmin" => Ok(Role::Orgadmin),
-            "sysadmin" => Ok(Role::Sysadmin),
-            other => Err(Error::BadRequest(format!(
-                "unknown role '{other}' (expected member, orgadmin or sysadmin)"
-            ))),
-        }
-    }
-}
-
-/// A permission a token may carry.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-pub enum Scope {
-    #[serde(rename = "pin:read")]
-    PinRead,
-    #[serde(rename = "pin:write")]
-    PinWrite,
-    #[serde(rename = "tokens:read")]
-    TokensRead,
-    #[serde(rename = "tokens:write")]
-    TokensWrite,
-    #[serde(rename = "members:read")]
-    MembersRead,
-    #[serde(rename = "members:write")]
-    MembersWrite,
-    #[serde(rename = "cluster:read")]
-    ClusterRead,
-    #[serde(rename = "cluster:write")]
-    ClusterWrite,
-}
-
-impl Scope {
-    /// Every scope there is.
-    pub const ALL: &'static [Scope] = &[
-        Scope::PinRead,
-        Scope::PinWrite,
-        Scope::TokensRead,
-        Scope::TokensWrite,
-        Scope::MembersRead,
-        Scope::MembersWrite,
-        Scope::ClusterRead,
-        Scope::ClusterWrite,
-    ];
-
-    /// The name used in claims (`pin:read`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::PinRead => "pin:read",
-            Scope::PinWrite => "pin:write",
-            Scope::TokensRead => "tokens:read",
-            Scope::TokensWrite => "tokens:write",
-            Scope::MembersRead => "members:read",
-            Scope::MembersWrite => "members:write",
-            Scope::ClusterRead => "cluster:read",
-            Scope::ClusterWrite => "cluster:write",
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Scope {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Scope::ALL
-            .iter()
-            .copied()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-                Error::BadRequest(format!("unknown scope '{s}' (known: {})", known.join(", ")))
-            })
+crate::text_enum! {
+    /// A permission a token may carry.
+    #[derive(
+        Debug,
+        Clone,
+        Copy,
+        PartialEq,
+        Eq,
+        PartialOrd,
+        Ord,
+        Hash,
+        Serialize,
+        Deserialize,
+        schemars::JsonSchema,
+    )]
+    pub enum Scope ("scope") {
+        #[serde(rename = "pin:read")]
+        PinRead = "pin:read",
+        #[serde(rename = "pin:write")]
+        PinWrite = "pin:write",
+        #[serde(rename = "tokens:read")]
+        TokensRead = "tokens:read",
+        #[serde(rename = "tokens:write")]
+        TokensWrite = "tokens:write",
+        #[serde(rename = "members:read")]
+        MembersRead = "members:read",
+        #[serde(rename = "members:write")]
+        MembersWrite = "members:write",
+        #[serde(rename = "cluster:read")]
+        ClusterRead = "cluster:read",
+        #[serde(rename = "cluster:write")]
+        ClusterWrite = "cluster:write",
     }
 }
 
@@ -168,8 +89,8 @@ mod tests {
     #[test]
     fn scopes_round_trip() {
         for scope in Scope::ALL {
-            assert_eq!(scope.as_str().parse::<Scope>().unwrap(), *scope);
-            let json = serde_json::to_string(scope).unwrap();
+            assert_eq!(scope.as_str().parse::<Scope>().unwrap(), scope);
+            let json = serde_json::to_string(&scope).unwrap();
             assert_eq!(json, format!("\"{}\"", scope.as_str()));
         }
         assert!("pin:admin".parse::<Scope>().is_err());

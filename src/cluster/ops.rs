@@ -38,23 +38,17 @@ use crate::{
 
 /// Most moves one rebalance round starts.
 pub const MOVES_PER_ROUND: usize = 100;
-/// An operator-set node state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeState {
-    Active,
-    Draining,
-    Cordoned,
+crate::text_enum! {
+    /// An operator-set node state.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum NodeState ("node state") {
+        Active = "active",
+        Draining = "draining",
+        Cordoned = "cordoned",
+    }
 }
 
 impl NodeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Draining => "draining",
-            Self::Cordoned => "cordoned",
-        }
-    }
-
     fn action(self) -> &'static str {
         match self {
             Self::Active => "node.uncordon",

@@ -198,12 +198,12 @@ async fn replace_one(
     let Some(target) = placements.iter().find(|p| p.node_id == dead) else {
         return Ok(None);
     };
-    if target.replaced_at.is_some() || target.state() == Some(PlacementState::Unpinning) {
+    if target.replaced_at.is_some() || target.state == PlacementState::Unpinning {
         return Ok(None);
     }
     let on_live = placements
         .iter()
-        .filter(|p| p.replaced_at.is_none() && p.state() != Some(PlacementState::Unpinning))
+        .filter(|p| p.replaced_at.is_none() && p.state != PlacementState::Unpinning)
         .filter(|p| live.iter().any(|n| n.id == p.node_id))
         .count();
     let holding: Vec<Uuid> = placements.iter().map(|p| p.node_id).collect();
@@ -270,16 +270,16 @@ async fn trim_one(
     let Some(surplus) = placements.iter().find(|p| p.node_id == node) else {
         return Ok(None);
     };
-    if surplus.replaced_at.is_none() || surplus.state() == Some(PlacementState::Unpinning) {
+    if surplus.replaced_at.is_none() || surplus.state == PlacementState::Unpinning {
         return Ok(None);
     }
     let wanted: Vec<_> = placements
         .iter()
-        .filter(|p| p.replaced_at.is_none() && p.state() != Some(PlacementState::Unpinning))
+        .filter(|p| p.replaced_at.is_none() && p.state != PlacementState::Unpinning)
         .collect();
     let pinned = wanted
         .iter()
-        .filter(|p| p.state() == Some(PlacementState::Pinned))
+        .filter(|p| p.state == PlacementState::Pinned)
         .count();
     if pinned < wanted.len().max(min) {
         return Ok(None); // the replacements are not all pinned yet
@@ -304,8 +304,8 @@ pub async fn sweep(state: &AppState, fence: i64, live: &[Uuid]) -> Result<usize>
         async move {
             let mut jobs = Vec::new();
             for p in store::stale(conn, &live, stale_secs).await? {
-                let (next, kind) = match p.state() {
-                    Some(PlacementState::Unpinning) => (PlacementState::Unpinning, JobKind::Unpin),
+                let (next, kind) = match p.state {
+                    PlacementState::Unpinning => (PlacementState::Unpinning, JobKind::Unpin),
                     _ => (PlacementState::Queued, JobKind::Pin),
                 };
                 let p = store::transition(conn, &p, next, p.info.as_deref(), None, false).await?;
@@ -454,7 +454,7 @@ async fn start_move(conn: &mut AsyncPgConnection, m: &Move) -> Result<Option<Pla
     }
     let placements = store::lock_all(conn, &m.cid).await?;
     let from_ok = placements.iter().any(|p| {
-        p.node_id == m.from && p.replaced_at.is_none() && p.state() == Some(PlacementState::Pinned)
+        p.node_id == m.from && p.replaced_at.is_none() && p.state == PlacementState::Pinned
     });
     let to_free = !placements.iter().any(|p| p.node_id == m.to);
     if !from_ok || !to_free {

@@ -24,7 +24,7 @@ use crate::{
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Page {
     let mut cards = Vec::new();
-    let visible: Vec<(OrgId, String, String)> = if v.sysadmin() {
+    let visible: Vec<(OrgId, String, Role)> = if v.sysadmin() {
         system_tx(&state.db, |conn| orgs::store::list(conn).boxed())
             .await?
             .into_iter()
@@ -33,14 +33,14 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Pa
                     v.me.orgs
                         .iter()
                         .find(|m| m.id == o.id)
-                        .map_or(Role::Sysadmin.to_string(), |m| m.role.clone());
+                        .map_or(Role::Sysadmin, |m| m.role);
                 (o.id, o.name, role)
             })
             .collect()
     } else {
         v.me.orgs
             .iter()
-            .map(|o| (o.id, o.name.clone(), o.role.clone()))
+            .map(|o| (o.id, o.name.clone(), o.role))
             .collect()
     };
     for (id, name, role) in visible {
@@ -54,7 +54,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Pa
             .map(|m| MemberRow {
                 id: m.id.to_string(),
                 email: m.email.unwrap_or_default(),
-                role: m.role,
+                role: m.role.to_string(),
                 pending: m.pending,
             })
             .collect()
@@ -64,7 +64,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Pa
         cards.push(OrgCard {
             id: id.to_string(),
             name,
-            role,
+            role: role.to_string(),
             manage,
             members,
         });

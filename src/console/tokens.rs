@@ -55,7 +55,12 @@ async fn view(
             TokenRow {
                 jti: TokenId::from_uuid(t.jti).to_string(),
                 label: t.label,
-                scopes: t.scopes.join(", "),
+                scopes: t
+                    .scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 expires: t.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
                 revocable: state == "active",
                 state: state.into(),

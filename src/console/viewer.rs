@@ -205,11 +205,7 @@ async fn resolve(state: &AppState, req: &HttpRequest) -> Result<Viewer, PageErro
         }
         _ => claims,
     };
-    let roles = me
-        .orgs
-        .iter()
-        .filter_map(|o| Some((o.id, o.role.parse().ok()?)))
-        .collect();
+    let roles = me.orgs.iter().map(|o| (o.id, o.role)).collect();
     Ok(Viewer {
         org: claims.org,
         claims,

@@ -14,6 +14,7 @@ pub mod role;
 pub mod schema;
 pub mod sql;
 pub mod tenant;
+pub mod text_enum;
 
 pub use pool::{build_pool, DbPool, PoolOptions};
 pub use tenant::{org_read, org_tx, system_tx, Scope};

@@ -5,12 +5,14 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// What a job asks a node to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    Pin,
-    Unpin,
+crate::text_enum! {
+    /// What a job asks a node to do.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum JobKind ("job kind") {
+        Pin = "pin",
+        Unpin = "unpin",
+    }
 }
 
 /// A nudge for one placement. It carries ids only: the runner re-reads the placement, and
@@ -26,10 +28,7 @@ pub struct PlacementJob {
 impl PlacementJob {
     /// Keeps one job per placement generation in the queue.
     pub fn idempotency_key(&self) -> String {
-        let kind = match self.kind {
-            JobKind::Pin => "pin",
-            JobKind::Unpin => "unpin",
-        };
+        let kind = self.kind.as_str();
         format!("{kind}:{}:{}:{}", self.cid, self.node, self.generation)
     }
 }

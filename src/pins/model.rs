@@ -1,6 +1,6 @@
 //! Pin requests as the Pinning Services API describes them, validated at the edge.
 
-use std::{collections::BTreeMap, fmt, str::FromStr};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -21,52 +21,15 @@ pub const MAX_META_ENTRIES: usize = 1000;
 /// one request from storing megabytes).
 pub const MAX_META_TEXT_CHARS: usize = 2048;
 
-/// The four statuses the spec allows; nothing else ever leaves the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PinState {
-    Queued,
-    Pinning,
-    Pinned,
-    Failed,
-}
-
-impl PinState {
-    pub const ALL: [PinState; 4] = [
-        PinState::Queued,
-        PinState::Pinning,
-        PinState::Pinned,
-        PinState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PinState::Queued => "queued",
-            PinState::Pinning => "pinning",
-            PinState::Pinned => "pinned",
-            PinState::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for PinState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PinState {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        PinState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "unknown status '{s}' (expected queued, pinning, pinned or failed)"
-                ))
-            })
+crate::text_enum! {
+    /// The four statuses the spec allows; nothing else ever leaves the API.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum PinState ("status") {
+        Queued = "queued",
+        Pinning = "pinning",
+        Pinned = "pinned",
+        Failed = "failed",
     }
 }
 

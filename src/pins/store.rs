@@ -48,7 +48,7 @@ struct PinRow {
     #[diesel(sql_type = diesel::sql_types::Jsonb)]
     meta: serde_json::Value,
     #[diesel(sql_type = Text)]
-    status: String,
+    status: PinState,
     #[diesel(sql_type = diesel::sql_types::Jsonb)]
     info: serde_json::Value,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
@@ -65,9 +65,7 @@ impl PinRow {
             name: self.name,
             origins: self.origins,
             meta: string_map(self.meta),
-            status: self.status.parse().map_err(|_| {
-                Error::Internal(format!("pin {} has status '{}'", self.id, self.status))
-            })?,
+            status: self.status,
             info: string_map(self.info),
             created: self.created,
             holders: self.holders,

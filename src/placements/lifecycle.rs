@@ -97,11 +97,11 @@ pub async fn on_ref_added(
     let mut now = Vec::new();
     for p in placements {
         let trimming = p.replaced_at.is_some();
-        now.push(match p.state() {
+        now.push(match p.state {
             // A new request gives failed placements a fresh set of attempts; and when the
             // unpin has not run yet the content stays (pinning what Kubo still holds is
             // an instant success).
-            Some(PlacementState::Failed) | Some(PlacementState::Unpinning) if !trimming => {
+            PlacementState::Failed | PlacementState::Unpinning if !trimming => {
                 let p =
                     store::transition(conn, &p, PlacementState::Queued, None, None, true).await?;
                 jobs.push(p.job(JobKind::Pin));
@@ -116,7 +116,7 @@ pub async fn on_ref_added(
 /// The status (and `info`) a new pin of a CID with these placements shows.
 pub fn status_of(placements: &[Placement]) -> (PinState, BTreeMap<String, String>) {
     super::status::summarize(placements.iter().map(|p| Replica {
-        state: p.state.as_str(),
+        state: p.state,
         info: p.info.as_deref(),
         progress: p.progress,
         replaced: p.replaced_at.is_some(),
@@ -128,7 +128,7 @@ pub async fn pinned_nodes(conn: &mut AsyncPgConnection, cid: &str) -> Result<Vec
     Ok(store::lock_all(conn, cid)
         .await?
         .into_iter()
-        .filter(|p| p.state() == Some(PlacementState::Pinned) && p.replaced_at.is_none())
+        .filter(|p| p.state == PlacementState::Pinned && p.replaced_at.is_none())
         .map(|p| p.node_id)
         .collect())
 }
@@ -144,7 +144,7 @@ pub async fn on_ref_dropped(
     }
     let mut jobs = Vec::new();
     for p in store::lock_all(conn, cid).await? {
-        if p.state() != Some(PlacementState::Unpinning) {
+        if p.state != PlacementState::Unpinning {
             let p =
                 store::transition(conn, &p, PlacementState::Unpinning, None, None, false).await?;
             jobs.push(p.job(JobKind::Unpin));
@@ -162,7 +162,7 @@ pub async fn release_update_source(
 ) -> Result<Vec<PlacementJob>> {
     Ok(store::lock(conn, from, node)
         .await?
-        .filter(|p| p.state() == Some(PlacementState::Unpinning))
+        .filter(|p| p.state == PlacementState::Unpinning)
         .map(|p| p.job(JobKind::Unpin))
         .into_iter()
         .collect())

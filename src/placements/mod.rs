@@ -14,36 +14,14 @@ pub mod runner;
 pub mod status;
 pub mod store;
 
-/// A placement's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PlacementState {
-    Queued,
-    Pinning,
-    Pinned,
-    Failed,
-    Unpinning,
-}
-
-impl PlacementState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlacementState::Queued => "queued",
-            PlacementState::Pinning => "pinning",
-            PlacementState::Pinned => "pinned",
-            PlacementState::Failed => "failed",
-            PlacementState::Unpinning => "unpinning",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            PlacementState::Queued,
-            PlacementState::Pinning,
-            PlacementState::Pinned,
-            PlacementState::Failed,
-            PlacementState::Unpinning,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+crate::text_enum! {
+    /// A placement's state.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum PlacementState ("placement state") {
+        Queued = "queued",
+        Pinning = "pinning",
+        Pinned = "pinned",
+        Failed = "failed",
+        Unpinning = "unpinning",
     }
 }

@@ -44,12 +44,12 @@ pub async fn reconcile(state: &AppState) -> Result<Report> {
             let placements = store::of_node(conn, node).await?;
             let wanted: HashSet<&str> = placements
                 .iter()
-                .filter(|p| p.state() != Some(PlacementState::Unpinning))
+                .filter(|p| p.state != PlacementState::Unpinning)
                 .map(|p| p.cid.as_str())
                 .collect();
             for p in placements
                 .iter()
-                .filter(|p| p.state() == Some(PlacementState::Pinned))
+                .filter(|p| p.state == PlacementState::Pinned)
             {
                 let present = held_in.contains(&p.cid)
                     || other_forms(&p.cid).iter().any(|f| held_in.contains(f));
@@ -126,7 +126,7 @@ async fn remove_orphan(state: &AppState, cid: &str) -> Result<bool> {
             let wanted = store::lock_all(conn, &cid)
                 .await?
                 .iter()
-                .any(|p| p.node_id == node && p.state() != Some(PlacementState::Unpinning));
+                .any(|p| p.node_id == node && p.state != PlacementState::Unpinning);
             if wanted || !ownership::is_owned(conn, node, &cid).await? {
                 return Ok(false);
             }

@@ -80,9 +80,7 @@ async fn current(
     states: &[PlacementState],
 ) -> Result<Option<Placement>> {
     let p = store::lock(conn, &job.cid, job.node).await?;
-    Ok(p.filter(|p| {
-        p.generation == job.generation && p.state().is_some_and(|s| states.contains(&s))
-    }))
+    Ok(p.filter(|p| p.generation == job.generation && states.contains(&p.state)))
 }
 
 async fn pin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {

@@ -31,7 +31,7 @@ pub fn derive(states: &[PlacementState]) -> PinState {
 #[derive(QueryableByName)]
 struct Row {
     #[diesel(sql_type = Text)]
-    state: String,
+    state: PlacementState,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     info: Option<String>,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -42,7 +42,7 @@ struct Row {
 
 /// One placement as status sees it.
 pub struct Replica<'a> {
-    pub state: &'a str,
+    pub state: PlacementState,
     pub info: Option<&'a str>,
     pub progress: i64,
     /// On a dead node and taken over by another node: still a copy, no longer wanted.
@@ -57,14 +57,14 @@ pub fn summarize<'a>(
     let placements: Vec<Replica<'a>> = placements.into_iter().collect();
     let rows: Vec<(PlacementState, Option<&str>, i64)> = placements
         .iter()
-        .filter_map(|r| PlacementState::parse(r.state).map(|st| (st, r.info, r.progress)))
+        .map(|r| (r.state, r.info, r.progress))
         .collect();
     let states: Vec<PlacementState> = rows.iter().map(|r| r.0).collect();
     let status = derive(&states);
     let wanted_states: Vec<PlacementState> = placements
         .iter()
         .filter(|r| !r.replaced)
-        .filter_map(|r| PlacementState::parse(r.state))
+        .map(|r| r.state)
         .collect();
     let wanted = wanted_states
         .iter()
@@ -116,7 +116,7 @@ pub async fn refresh(conn: &mut AsyncPgConnection, cid: &str) -> Result<()> {
     .load(conn)
     .await?;
     let (status, info) = summarize(rows.iter().map(|r| Replica {
-        state: r.state.as_str(),
+        state: r.state,
         info: r.info.as_deref(),
         progress: r.progress,
         replaced: r.replaced,

@@ -18,7 +18,7 @@ use crate::{
 pub struct Placement {
     pub cid: String,
     pub node_id: Uuid,
-    pub state: String,
+    pub state: PlacementState,
     pub attempts: i32,
     pub generation: i64,
     pub preexisting: bool,
@@ -32,10 +32,6 @@ pub struct Placement {
 }
 
 impl Placement {
-    pub fn state(&self) -> Option<PlacementState> {
-        PlacementState::parse(&self.state)
-    }
-
     pub fn job(&self, kind: JobKind) -> PlacementJob {
         PlacementJob {
             kind,
@@ -128,7 +124,7 @@ pub async fn transition(
     let attempts = if reset_attempts { 0 } else { p.attempts };
     Ok(diesel::update(placements::table.find((&p.cid, p.node_id)))
         .set((
-            placements::state.eq(state.as_str()),
+            placements::state.eq(state),
             placements::generation.eq(next_generation()),
             placements::attempts.eq(attempts),
             placements::info.eq(info),

@@ -58,8 +58,10 @@ pub struct TokenRecord {
     pub org_id: Option<Uuid>,
     pub subject: String,
     pub label: String,
-    pub role: String,
-    pub scopes: Vec<String>,
+    #[schemars(with = "String")]
+    pub role: Role,
+    #[schemars(with = "Vec<String>")]
+    pub scopes: Vec<Scope>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

@@ -349,7 +349,7 @@ impl Me {
             .into_iter()
             .filter(|o| Some(o.id) == claims.org)
             .map(|o| MyOrg {
-                role: claims.role.as_str().to_string(),
+                role: claims.role,
                 ..o
             })
             .collect();
@@ -369,7 +369,8 @@ pub struct MyOrg {
     #[schemars(with = "String")]
     pub id: OrgId,
     pub name: String,
-    pub role: String,
+    #[schemars(with = "String")]
+    pub role: Role,
 }
 
 /// Who `user` is and where they belong. Needs a system transaction.
@@ -380,7 +381,7 @@ pub async fn me(conn: &mut AsyncPgConnection, user: UserId) -> Result<Me> {
         .select((users::email, users::display_name, users::is_sysadmin))
         .first(conn)
         .await?;
-    let orgs: Vec<(uuid::Uuid, String, String)> = memberships::table
+    let orgs: Vec<(uuid::Uuid, String, Role)> = memberships::table
         .inner_join(orgs::table)
         .filter(memberships::user_id.eq(user.uuid()))
         .order(orgs::name)

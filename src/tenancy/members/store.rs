@@ -26,14 +26,15 @@ pub struct Member {
     #[schemars(with = "Option<String>")]
     pub user: Option<UserId>,
     pub email: Option<String>,
-    pub role: String,
+    #[schemars(with = "String")]
+    pub role: Role,
     pub pending: bool,
 }
 
 /// The org's members and pending invitations, by email.
 pub async fn list(conn: &mut AsyncPgConnection, org: OrgId) -> Result<Vec<Member>> {
     /// id, user, the user's email, the invited email, role.
-    type Row = (Uuid, Option<Uuid>, Option<String>, Option<String>, String);
+    type Row = (Uuid, Option<Uuid>, Option<String>, Option<String>, Role);
     let rows: Vec<Row> = memberships::table
         .left_join(users::table)
         .filter(memberships::org_id.eq(org.uuid()))
@@ -59,9 +60,10 @@ pub async fn list(conn: &mut AsyncPgConnection, org: OrgId) -> Result<Vec<Member
         .collect())
 }
 
-fn org_role(role: Role) -> Result<&'static str> {
+/// `role`, when it is one a membership may hold.
+fn org_role(role: Role) -> Result<Role> {
     match role {
-        Role::Member | Role::Orgadmin => Ok(role.as_str()),
+        Role::Member | Role::Orgadmin => Ok(role),
         Role::Sysadmin => Err(Error::BadRequest(
             "sysadmin is a cluster role, not an org role (anchorage admin grant-sysadmin)".into(),
         )),
@@ -115,7 +117,7 @@ pub async fn add(
         id,
         user: user.map(UserId::from_uuid),
         email: Some(email.to_string()),
-        role: role.to_string(),
+        role,
         pending: user.is_none(),
     })
 }
@@ -181,16 +183,11 @@ pub async fn role_of(
     org: OrgId,
     user: UserId,
 ) -> Result<Option<Role>> {
-    let role: Option<String> = memberships::table
+    Ok(memberships::table
         .filter(memberships::org_id.eq(org.uuid()))
         .filter(memberships::user_id.eq(user.uuid()))
         .select(memberships::role)
         .first(conn)
         .await
-        .optional()?;
-    role.map(|r| {
-        r.parse::<Role>()
-            .map_err(|_| Error::Internal(format!("membership role '{r}'")))
-    })
-    .transpose()
+        .optional()?)
 }

@@ -939,10 +939,16 @@ async fn status_details_tell_tenants_what_happened_without_the_rpc_url() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let details = loop {
         let (_, pin) = send(app.req(Method::GET, &format!("/v1/pins/{id}"), &token)).await;
-        if let Some(d) = pin["info"]["status_details"].as_str() {
-            break d.to_string();
+        // While an attempt is in flight the details report its progress; wait for the
+        // attempt's outcome.
+        match pin["info"]["status_details"].as_str() {
+            Some(d) if !d.starts_with("pinning:") => break d.to_string(),
+            _ => {}
         }
-        assert!(Instant::now() < deadline, "no status_details: {pin}");
+        assert!(
+            Instant::now() < deadline,
+            "no failure in status_details: {pin}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
