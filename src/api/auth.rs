@@ -10,7 +10,6 @@ use actix_web::{
     web, HttpRequest, HttpResponse,
 };
 use apistos::{api_operation, ApiComponent};
-use futures_util::FutureExt;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -21,7 +20,6 @@ use super::{
 };
 use crate::{
     auth::{oidc::public_url, session},
-    db::system_tx,
     error::{Error, Result},
     state::AppState,
     tenancy::{signin, users},
@@ -97,7 +95,7 @@ pub async fn create_session(
         }
     };
     let user = opened.user;
-    let mut me = system_tx(&state.db, move |conn| users::me(conn, user).boxed()).await?;
+    let mut me = users::find(&state, user).await?;
     if let Some(claims) = &opened.token {
         me = me.as_seen_by(claims);
     }

@@ -22,7 +22,7 @@ use super::{access_log::LoggedOrg, client_ip::ClientIp, session_gate::SessionGat
 use uuid::Uuid;
 
 use crate::{
-    auth::{oidc::public_url, session, session::SignedIn, Actor, Claims, Scope},
+    auth::{oidc::public_url, session, session::SignedIn, Actor, Claims},
     db::system_tx,
     error::{Error, Result},
     ids::OrgId,
@@ -260,17 +260,6 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Fails with 403 unless the token carries `scope`.
-    pub fn require(&self, scope: Scope) -> Result<()> {
-        if self.claims.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(format!(
-                "this token lacks the {scope} scope"
-            )))
-        }
-    }
-
     /// The domain's view of this caller, acting in its org from `ip`.
     pub fn actor(&self, ip: Option<IpAddr>) -> Actor {
         Actor::new(self.claims.clone(), Some(self.org), ip)
@@ -335,17 +324,6 @@ impl Principal {
     /// The domain's view of this caller, in no org of its choosing, from `ip`.
     pub fn actor(&self, ip: Option<IpAddr>) -> Actor {
         Actor::new(self.0.clone(), self.0.org, ip)
-    }
-
-    /// Fails with 403 unless the token carries `scope`.
-    pub fn require(&self, scope: Scope) -> Result<()> {
-        if self.0.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(format!(
-                "this token lacks the {scope} scope"
-            )))
-        }
     }
 }
 

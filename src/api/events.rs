@@ -38,7 +38,7 @@ pub async fn events(
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    caller.require(Scope::PinRead)?;
+    caller.claims.require(Scope::PinRead)?;
     let credential = req
         .extensions()
         .get::<Credential>()

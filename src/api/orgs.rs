@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use apistos::{api_operation, ApiComponent};
-use futures_util::FutureExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,9 +15,8 @@ use super::{
 use crate::{
     api::authn::Principal,
     auth::Role,
-    db::system_tx,
     error::{Error, Result},
-    ids::{OrgId, UserId},
+    ids::OrgId,
     state::AppState,
     tenancy::{members, orgs, users},
 };
@@ -97,20 +95,9 @@ pub async fn me(
         .extensions()
         .get::<crate::auth::session::SignedIn>()
         .cloned();
-    let user: UserId = principal
-        .0
-        .sub
-        .parse()
-        .map_err(|_| Error::NotFound("this token names no user".into()))?;
-    let me = system_tx(&state.db, move |conn| users::me(conn, user).boxed())
-        .await
-        .map_err(|e| match e {
-            Error::Database(diesel::result::Error::NotFound) => {
-                Error::NotFound("this token names no user".into())
-            }
-            other => other,
-        })?;
-    let me = me.as_seen_by(&principal.0).with_session(signed_in);
+    let me = users::whoami(&state, &principal.actor(None))
+        .await?
+        .with_session(signed_in);
     Ok(HttpResponse::Ok().json(me).into())
 }
 

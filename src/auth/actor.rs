@@ -41,13 +41,7 @@ impl Actor {
 
     /// Fails with 403 unless the credential carries `scope`.
     pub fn require(&self, scope: Scope) -> Result<()> {
-        if self.claims.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(format!(
-                "this token lacks the {scope} scope"
-            )))
-        }
+        self.claims.require(scope)
     }
 
     /// The org the operation acts in; 404 when there is none (a person in no org yet).

@@ -54,6 +54,17 @@ impl Claims {
         self.effective_scopes().contains(&scope)
     }
 
+    /// Fails with 403 unless the token grants `scope`.
+    pub fn require(&self, scope: Scope) -> crate::error::Result<()> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(crate::error::Error::Forbidden(format!(
+                "this token lacks the {scope} scope"
+            )))
+        }
+    }
+
     /// When the token expires.
     pub fn expires_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp(self.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)

@@ -1,6 +1,7 @@
 //! Cluster concerns: this node's claim and heartbeat, leader election, where replicas go
 //! and their repair, cross-node cache invalidation, and what clients are told about
-//! where to send data (delegates).
+//! where to send data (delegates). The SQL of the leader's rounds and of the operator
+//! commands is in `store.rs`.
 //!
 //! Imported by `pins`, `tenancy`, `state`, `api`, `console`, `server`, `cli` (and,
 //! marked ↑ in docs/architecture.md, `placements` and `state` for the scheduler and the
@@ -16,4 +17,5 @@ pub mod plan;
 pub mod presences;
 pub mod readiness;
 pub mod scheduler;
+pub mod store;
 pub mod upkeep;

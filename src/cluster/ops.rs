@@ -1,7 +1,9 @@
 //! Operator commands on the cluster: drain / cordon / uncordon a node, maintenance mode
 //! (with a TTL), asking for a rebalance, and re-queueing placements. The leader carries
-//! out drains and rebalances and enforces the TTL in its rounds ([`super::upkeep`]). Every action writes one audit
-//! entry; node changes are announced so every node's live set follows at once.
+//! out drains and rebalances and enforces the TTL in its rounds ([`super::upkeep`]).
+//! Every action writes one audit entry; node changes are announced so every node's live
+//! set follows at once. This file holds the rules, transactions and audit entries; the
+//! SQL is in [`super::store`] (and [`crate::placements::store`] for locking placements).
 //!
 //! Moving a replica is always copy-then-remove: the new placement is created and the old
 //! one marked *replaced*; the trim step removes a replaced copy only once every wanted
@@ -10,11 +12,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use diesel::{
-    prelude::*,
-    sql_types::{BigInt, Bool, Double, Text, Uuid as SqlUuid},
-};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::json;
@@ -22,31 +20,21 @@ use uuid::Uuid;
 
 use super::{
     invalidation::{Invalidation, InvalidationBus},
-    plan::{self, Move, NodeView, Replica},
+    plan::{self, Move},
+    store,
 };
 use crate::{
     audit::{self, AuditEntry},
-    db::{
-        schema::{cluster_state, nodes},
-        system_tx, DbPool,
-    },
+    db::{system_tx, DbPool},
     error::{Error, Result},
     ids::NodeId,
     jobs::{JobKind, JobTransport},
-    placements::{status, store, PlacementState},
+    placements::{status, store as placement_store, PlacementState},
 };
 
 /// Most moves one rebalance round starts.
 pub const MOVES_PER_ROUND: usize = 100;
-crate::text_enum! {
-    /// An operator-set node state.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum NodeState ("node state") {
-        Active = "active",
-        Draining = "draining",
-        Cordoned = "cordoned",
-    }
-}
+pub use super::store::NodeState;
 
 impl NodeState {
     fn action(self) -> &'static str {
@@ -65,7 +53,7 @@ pub struct NamedNode {
     pub id: NodeId,
     #[serde(rename = "nodeID")]
     pub name: String,
-    pub state: String,
+    pub state: NodeState,
 }
 
 /// Whether `which` names the node `name` with id `id`.
@@ -79,18 +67,14 @@ fn names(which: &str, id: Uuid, name: &str) -> bool {
 }
 
 async fn find_node(conn: &mut AsyncPgConnection, which: &str) -> Result<NamedNode> {
-    let rows: Vec<(Uuid, String, String)> = nodes::table
-        .select((nodes::id, nodes::name, nodes::state))
-        .order(nodes::name)
-        .load(conn)
-        .await?;
+    let rows = store::nodes_by_name(conn).await?;
     let known = || {
         rows.iter()
             .map(|(_, name, _)| name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let matches: Vec<&(Uuid, String, String)> = rows
+    let matches: Vec<&(Uuid, String, NodeState)> = rows
         .iter()
         .filter(|(id, name, _)| names(which, *id, name))
         .collect();
@@ -98,7 +82,7 @@ async fn find_node(conn: &mut AsyncPgConnection, which: &str) -> Result<NamedNod
         [(id, name, state)] => Ok(NamedNode {
             id: NodeId::from_uuid(*id),
             name: name.clone(),
-            state: state.clone(),
+            state: *state,
         }),
         [] => Err(Error::NotFound(format!(
             "no node '{which}'; known nodes: {}",
@@ -145,10 +129,7 @@ pub async fn set_node_state(
     system_tx(db, move |conn| {
         async move {
             let node = find_node(conn, &which).await?;
-            diesel::update(nodes::table.find(node.id.uuid()))
-                .set(nodes::state.eq(to.as_str()))
-                .execute(conn)
-                .await?;
+            store::set_node_state(conn, node.id.uuid(), to).await?;
             bus.announce(conn, Invalidation::Nodes).await?;
             audit::record(
                 conn,
@@ -157,10 +138,7 @@ pub async fn set_node_state(
                     .details(json!({ "nodeID": node.name, "from": node.state })),
             )
             .await?;
-            Ok(NamedNode {
-                state: to.as_str().to_string(),
-                ..node
-            })
+            Ok(NamedNode { state: to, ..node })
         }
         .boxed()
     })
@@ -178,20 +156,12 @@ pub struct Maintenance {
 
 /// The maintenance flag as it stands (an expired one reads as off).
 pub async fn maintenance(conn: &mut AsyncPgConnection) -> Result<Maintenance> {
-    let (on, reason, expires_at, set_by): (
-        bool,
-        Option<String>,
-        Option<DateTime<Utc>>,
-        Option<String>,
-    ) = cluster_state::table
-        .select((
-            cluster_state::maintenance,
-            cluster_state::maintenance_reason,
-            cluster_state::maintenance_expires_at,
-            cluster_state::maintenance_set_by,
-        ))
-        .first(conn)
-        .await?;
+    let store::MaintenanceRow {
+        on,
+        reason,
+        expires_at,
+        set_by,
+    } = store::maintenance(conn).await?;
     let on = on && expires_at.is_none_or(|t| t > Utc::now());
     Ok(Maintenance {
         maintenance: on,
@@ -215,16 +185,7 @@ pub async fn maintenance_on(
     let expires = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
     system_tx(db, move |conn| {
         async move {
-            diesel::update(cluster_state::table)
-                .set((
-                    cluster_state::maintenance.eq(true),
-                    cluster_state::maintenance_reason.eq(&reason),
-                    cluster_state::maintenance_expires_at.eq(expires),
-                    cluster_state::maintenance_set_by.eq(&actor),
-                    cluster_state::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)
-                .await?;
+            store::set_maintenance(conn, &reason, expires, &actor).await?;
             audit::record(
                 conn,
                 AuditEntry::new(actor, "maintenance.on", "cluster")
@@ -247,16 +208,7 @@ pub(super) async fn clear_maintenance(
     action: &str,
     ip: Option<std::net::IpAddr>,
 ) -> Result<()> {
-    diesel::update(cluster_state::table)
-        .set((
-            cluster_state::maintenance.eq(false),
-            cluster_state::maintenance_reason.eq(None::<String>),
-            cluster_state::maintenance_expires_at.eq(None::<DateTime<Utc>>),
-            cluster_state::maintenance_set_by.eq(None::<String>),
-            cluster_state::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+    store::clear_maintenance(conn).await?;
     audit::record(
         conn,
         AuditEntry::new(actor, action, "cluster").source_ip(ip),
@@ -288,13 +240,7 @@ pub async fn request_rebalance(
 ) -> Result<()> {
     system_tx(db, move |conn| {
         async move {
-            diesel::update(cluster_state::table)
-                .set((
-                    cluster_state::rebalance_requested_at.eq(Some(Utc::now())),
-                    cluster_state::rebalance_requested_by.eq(&actor),
-                ))
-                .execute(conn)
-                .await?;
+            store::request_rebalance(conn, &actor).await?;
             audit::record(
                 conn,
                 AuditEntry::new(actor, "rebalance.apply", "cluster").source_ip(ip),
@@ -345,24 +291,11 @@ pub async fn rebalance_status(
         .iter()
         .map(MoveView::from)
         .collect();
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-        #[diesel(sql_type = Bool)]
-        requested: bool,
-    }
-    let c: Count = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM placements WHERE replaced_at IS NOT NULL AND state <> 'unpinning') \
-                + (SELECT count(*) FROM placements WHERE replaced_at IS NOT NULL AND state = 'unpinning') AS n, \
-                (SELECT rebalance_requested_at IS NOT NULL FROM cluster_state) AS requested",
-    )
-    .get_result(conn)
-    .await?;
+    let progress = store::rebalance_progress(conn).await?;
     Ok(RebalanceStatus {
         moves,
-        in_flight: c.n,
-        requested: c.requested,
+        in_flight: progress.in_flight,
+        requested: progress.requested,
     })
 }
 
@@ -372,52 +305,9 @@ pub(super) async fn current_plan(
     conn: &mut AsyncPgConnection,
     node_ttl: Duration,
 ) -> Result<Vec<Move>> {
-    let nodes: Vec<(Uuid, bool)> = diesel::sql_query(
-        "SELECT id, (state = 'active' AND kubo_healthy \
-                     AND last_seen > now() - make_interval(secs => $1)) AS schedulable FROM nodes",
-    )
-    .bind::<Double, _>(node_ttl.as_secs_f64())
-    .load::<NodeRow>(conn)
-    .await?
-    .into_iter()
-    .map(|r| (r.id, r.schedulable))
-    .collect();
-    #[derive(QueryableByName)]
-    struct ReplicaRow {
-        #[diesel(sql_type = Text)]
-        cid: String,
-        #[diesel(sql_type = SqlUuid)]
-        node_id: Uuid,
-        #[diesel(sql_type = Bool)]
-        pinned: bool,
-    }
-    let replicas: Vec<ReplicaRow> = diesel::sql_query(
-        "SELECT cid, node_id, state = 'pinned' AS pinned FROM placements \
-         WHERE state <> 'unpinning' AND replaced_at IS NULL",
-    )
-    .load(conn)
-    .await?;
-    let nodes: Vec<NodeView> = nodes
-        .into_iter()
-        .map(|(id, schedulable)| NodeView { id, schedulable })
-        .collect();
-    let replicas: Vec<Replica> = replicas
-        .into_iter()
-        .map(|r| Replica {
-            cid: r.cid,
-            node: r.node_id,
-            pinned: r.pinned,
-        })
-        .collect();
+    let nodes = store::plan_nodes(conn, node_ttl).await?;
+    let replicas = store::plan_replicas(conn).await?;
     Ok(plan::plan(&nodes, &replicas, MOVES_PER_ROUND))
-}
-
-#[derive(QueryableByName)]
-struct NodeRow {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Bool)]
-    schedulable: bool,
 }
 
 /// Which placements to re-queue.
@@ -440,12 +330,19 @@ pub async fn requeue(
     actor: String,
     ip: Option<std::net::IpAddr>,
 ) -> Result<usize> {
-    let status = filter.status.clone().unwrap_or_else(|| "failed".into());
-    if !["failed", "queued", "pinning"].contains(&status.as_str()) {
-        return Err(Error::BadRequest(format!(
-            "status must be failed, queued or pinning, not '{status}'"
-        )));
-    }
+    let status = match filter.status.as_deref() {
+        None => PlacementState::Failed,
+        Some(asked) => match asked.parse() {
+            Ok(
+                state @ (PlacementState::Failed | PlacementState::Queued | PlacementState::Pinning),
+            ) => state,
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "status must be failed, queued or pinning, not '{asked}'"
+                )))
+            }
+        },
+    };
     let cid = match &filter.cid {
         Some(c) => Some(crate::pins::cid::Cid::parse(c)?.canonical().to_string()),
         None => None,
@@ -457,29 +354,20 @@ pub async fn requeue(
                 Some(n) => Some(find_node(conn, &n).await?.id.uuid()),
                 None => None,
             };
-            #[derive(QueryableByName)]
-            struct Key {
-                #[diesel(sql_type = Text)]
-                cid: String,
-                #[diesel(sql_type = SqlUuid)]
-                node_id: Uuid,
-            }
-            let keys: Vec<Key> = diesel::sql_query(
-                "SELECT cid, node_id FROM placements WHERE state = $1 \
-                 AND ($2::text IS NULL OR cid = $2) AND ($3::uuid IS NULL OR node_id = $3) \
-                 ORDER BY cid LIMIT 10000",
-            )
-            .bind::<Text, _>(&status)
-            .bind::<diesel::sql_types::Nullable<Text>, _>(cid.as_deref())
-            .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(node)
-            .load(conn)
-            .await?;
+            let keys = store::placements_in_state(conn, status, cid.as_deref(), node).await?;
             let mut queued = Vec::new();
             for k in keys {
-                store::lock_refcount(conn, &k.cid).await?;
-                if let Some(p) = store::lock(conn, &k.cid, k.node_id).await? {
-                    let p = store::transition(conn, &p, PlacementState::Queued, None, None, true)
-                        .await?;
+                placement_store::lock_refcount(conn, &k.cid).await?;
+                if let Some(p) = placement_store::lock(conn, &k.cid, k.node_id).await? {
+                    let p = placement_store::transition(
+                        conn,
+                        &p,
+                        PlacementState::Queued,
+                        None,
+                        None,
+                        true,
+                    )
+                    .await?;
                     status::refresh(conn, &p.cid).await?;
                     queued.push(p.job(JobKind::Pin));
                 }
@@ -489,7 +377,7 @@ pub async fn requeue(
                 AuditEntry::new(actor, "placements.requeue", "placements")
                     .source_ip(ip)
                     .details(json!({
-                        "status": status, "cid": cid, "node": node, "requeued": queued.len()
+                        "status": status.as_str(), "cid": cid, "node": node, "requeued": queued.len()
                     })),
             )
             .await?;
@@ -509,11 +397,7 @@ pub async fn maintenance_active(db: &DbPool) -> Result<bool> {
 }
 
 /// This node's operator-set state.
-pub async fn own_state(db: &DbPool, node: NodeId) -> Result<String> {
+pub async fn own_state(db: &DbPool, node: NodeId) -> Result<NodeState> {
     let mut conn = crate::db::pool::get(db).await?;
-    Ok(nodes::table
-        .find(node.uuid())
-        .select(nodes::state)
-        .first(&mut conn)
-        .await?)
+    store::node_state(&mut conn, node.uuid()).await
 }

@@ -12,6 +12,7 @@ use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::store::NodeState;
 use crate::cache::CacheStats;
 use crate::{
     db::{pool, DbPool},
@@ -26,7 +27,7 @@ pub struct Presence {
     #[serde(rename = "nodeID")]
     pub node_id: String,
     pub id: NodeId,
-    pub state: String,
+    pub state: NodeState,
     pub live: bool,
     pub leader: bool,
     pub last_seen: Option<DateTime<Utc>>,
@@ -45,7 +46,7 @@ struct Row {
     #[diesel(sql_type = Text)]
     name: String,
     #[diesel(sql_type = Text)]
-    state: String,
+    state: NodeState,
     #[diesel(sql_type = Bool)]
     live: bool,
     #[diesel(sql_type = Bool)]

@@ -55,7 +55,7 @@ async fn check(state: &AppState) -> Verdict {
         tokio::time::timeout(PROBE_TIMEOUT, state.kubo.id()),
     );
     let (postgres, draining) = match node_state {
-        Ok(Ok(s)) => (Ok(()), s == "draining"),
+        Ok(Ok(s)) => (Ok(()), s == ops::NodeState::Draining),
         Ok(Err(e)) => (Err(e.to_string()), false),
         Err(_) => (Err("timed out".to_string()), false),
     };

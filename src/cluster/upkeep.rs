@@ -13,19 +13,16 @@
 //!   originals);
 //! - **rebalance**: when an operator asked, the current plan's moves are started.
 //!
-//! Every write goes through [`fenced_tx`]: a deposed leader changes nothing.
+//! Every write goes through [`fenced_tx`]: a deposed leader changes nothing. This file
+//! holds the rules; the SQL is in [`super::store`] (the cluster's) and
+//! [`crate::placements::store`] (a CID's placements, locked).
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
-use diesel::{
-    prelude::*,
-    sql_types::{BigInt, Double, Text, Uuid as SqlUuid},
-};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use futures_util::FutureExt;
 use uuid::Uuid;
 
@@ -34,26 +31,19 @@ use super::{
     ops,
     plan::Move,
     scheduler::{self, LiveNode},
+    store,
 };
 use crate::{
-    db::{pool, schema::cluster_state},
+    db::pool,
     error::Result,
     jobs::{JobKind, PlacementJob},
-    placements::{status, store, PlacementState},
+    placements::{status, store as placement_store, PlacementState},
     state::AppState,
 };
 
 /// Most placements one round repairs, trims or drains (the rest wait for the next
 /// round).
 const BATCH: i64 = 200;
-
-#[derive(QueryableByName, Debug)]
-struct Candidate {
-    #[diesel(sql_type = Text)]
-    cid: String,
-    #[diesel(sql_type = SqlUuid)]
-    node_id: Uuid,
-}
 
 /// Runs the leader's rounds every `every` until aborted; idle while not leading.
 pub async fn upkeep_loop(state: AppState, every: Duration) {
@@ -120,18 +110,7 @@ pub async fn upkeep_loop(state: AppState, every: Duration) {
 /// Ids of every node seen within `cluster.nodeTTL` with a healthy Kubo, any state.
 async fn up_nodes(state: &AppState) -> Result<Vec<Uuid>> {
     let mut conn = pool::get(&state.db).await?;
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let rows: Vec<Id> = diesel::sql_query(
-        "SELECT id FROM nodes WHERE kubo_healthy AND last_seen > now() - make_interval(secs => $1)",
-    )
-    .bind::<Double, _>(state.config.cluster.node_ttl.as_secs_f64())
-    .load(&mut conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    store::up_nodes(&mut conn, state.config.cluster.node_ttl).await
 }
 
 async fn read_live(state: &AppState) -> Result<Vec<LiveNode>> {
@@ -143,35 +122,39 @@ async fn read_live(state: &AppState) -> Result<Vec<LiveNode>> {
 /// placements were replaced.
 pub async fn repair(state: &AppState, fence: i64, live: &Arc<Vec<LiveNode>>) -> Result<usize> {
     let cluster = &state.config.cluster;
-    let dead_for = (cluster.node_ttl + cluster.repair_delay).as_secs_f64();
-    let candidates: Vec<Candidate> = {
+    let dead_for = cluster.node_ttl + cluster.repair_delay;
+    let candidates = {
         let mut conn = pool::get(&state.db).await?;
-        diesel::sql_query(
-            "SELECT p.cid, p.node_id FROM placements p JOIN nodes n ON n.id = p.node_id \
-             WHERE n.last_seen < now() - make_interval(secs => $1) \
-               AND p.state <> 'unpinning' AND p.replaced_at IS NULL \
-             ORDER BY p.cid LIMIT $2",
-        )
-        .bind::<Double, _>(dead_for)
-        .bind::<diesel::sql_types::BigInt, _>(BATCH)
-        .load(&mut conn)
-        .await?
+        store::repair_candidates(&mut conn, dead_for, BATCH).await?
     };
-    let wanted = cluster.max_replicas.max(1) as usize;
+    let replaced = replace_each(state, fence, live, candidates, false).await?;
+    if replaced > 0 {
+        tracing::info!(replaced, "re-placed replicas of dead nodes");
+    }
+    Ok(replaced)
+}
+
+/// [`replace_one`] for each candidate, each in its own fenced transaction, with the
+/// new placements' jobs pushed after each commit. Returns how many were replaced.
+async fn replace_each(
+    state: &AppState,
+    fence: i64,
+    live: &Arc<Vec<LiveNode>>,
+    candidates: Vec<store::PlacementKey>,
+    strict: bool,
+) -> Result<usize> {
+    let wanted = state.config.cluster.max_replicas.max(1) as usize;
     let mut replaced = 0;
     for c in candidates {
         let live = live.clone();
         let jobs = fenced_tx(&state.db, state.node, fence, move |conn| {
-            async move { replace_one(conn, &c.cid, c.node_id, &live, wanted, false).await }.boxed()
+            async move { replace_one(conn, &c.cid, c.node_id, &live, wanted, strict).await }.boxed()
         })
         .await?;
         if let Some(jobs) = jobs {
             replaced += 1;
             state.jobs.enqueue_all(&jobs).await;
         }
-    }
-    if replaced > 0 {
-        tracing::info!(replaced, "re-placed replicas of dead nodes");
     }
     Ok(replaced)
 }
@@ -188,13 +171,13 @@ async fn replace_one(
     strict: bool,
 ) -> Result<Option<Vec<PlacementJob>>> {
     // Lock order as everywhere: refcount row, then placements.
-    if store::lock_refcount(conn, cid)
+    if placement_store::lock_refcount(conn, cid)
         .await?
         .is_none_or(|n| n <= 0)
     {
         return Ok(None);
     }
-    let placements = store::lock_all(conn, cid).await?;
+    let placements = placement_store::lock_all(conn, cid).await?;
     let Some(target) = placements.iter().find(|p| p.node_id == dead) else {
         return Ok(None);
     };
@@ -220,10 +203,10 @@ async fn replace_one(
     }
     let mut jobs = Vec::new();
     for node in chosen {
-        let p = store::insert_queued(conn, cid, node, None).await?;
+        let p = placement_store::insert_queued(conn, cid, node, None).await?;
         jobs.push(p.job(JobKind::Pin));
     }
-    store::mark_replaced(conn, cid, dead).await?;
+    placement_store::mark_replaced(conn, cid, dead).await?;
     status::refresh(conn, cid).await?;
     tracing::info!(cid, dead_node = %dead, new_replicas = jobs.len(), "replaced a replica on a dead node");
     Ok(Some(jobs))
@@ -232,17 +215,9 @@ async fn replace_one(
 /// Trims replaced placements on nodes that are live again once their replacements are
 /// pinned; returns how many were trimmed.
 pub async fn trim(state: &AppState, fence: i64, live: &[Uuid]) -> Result<usize> {
-    let candidates: Vec<Candidate> = {
+    let candidates = {
         let mut conn = pool::get(&state.db).await?;
-        diesel::sql_query(
-            "SELECT cid, node_id FROM placements \
-             WHERE replaced_at IS NOT NULL AND state <> 'unpinning' AND node_id = ANY($1) \
-             ORDER BY cid LIMIT $2",
-        )
-        .bind::<diesel::sql_types::Array<SqlUuid>, _>(live)
-        .bind::<diesel::sql_types::BigInt, _>(BATCH)
-        .load(&mut conn)
-        .await?
+        store::trim_candidates(&mut conn, live, BATCH).await?
     };
     let min = state.config.cluster.min_replicas.max(1) as usize;
     let mut trimmed = 0;
@@ -265,8 +240,8 @@ async fn trim_one(
     node: Uuid,
     min: usize,
 ) -> Result<Option<PlacementJob>> {
-    store::lock_refcount(conn, cid).await?;
-    let placements = store::lock_all(conn, cid).await?;
+    placement_store::lock_refcount(conn, cid).await?;
+    let placements = placement_store::lock_all(conn, cid).await?;
     let Some(surplus) = placements.iter().find(|p| p.node_id == node) else {
         return Ok(None);
     };
@@ -284,7 +259,9 @@ async fn trim_one(
     if pinned < wanted.len().max(min) {
         return Ok(None); // the replacements are not all pinned yet
     }
-    let p = store::transition(conn, surplus, PlacementState::Unpinning, None, None, false).await?;
+    let p =
+        placement_store::transition(conn, surplus, PlacementState::Unpinning, None, None, false)
+            .await?;
     status::refresh(conn, cid).await?;
     tracing::info!(cid, %node, "trimming a surplus replica on a node that came back");
     Ok(Some(p.job(JobKind::Unpin)))
@@ -303,12 +280,13 @@ pub async fn sweep(state: &AppState, fence: i64, live: &[Uuid]) -> Result<usize>
     let jobs = fenced_tx(&state.db, state.node, fence, move |conn| {
         async move {
             let mut jobs = Vec::new();
-            for p in store::stale(conn, &live, stale_secs).await? {
+            for p in placement_store::stale(conn, &live, stale_secs).await? {
                 let (next, kind) = match p.state {
                     PlacementState::Unpinning => (PlacementState::Unpinning, JobKind::Unpin),
                     _ => (PlacementState::Queued, JobKind::Pin),
                 };
-                let p = store::transition(conn, &p, next, p.info.as_deref(), None, false).await?;
+                let p = placement_store::transition(conn, &p, next, p.info.as_deref(), None, false)
+                    .await?;
                 jobs.push(p.job(kind));
             }
             Ok(jobs)
@@ -327,13 +305,7 @@ pub async fn sweep(state: &AppState, fence: i64, live: &[Uuid]) -> Result<usize>
 pub async fn watchdog(state: &AppState, fence: i64) -> Result<bool> {
     let cleared = fenced_tx(&state.db, state.node, fence, |conn| {
         async move {
-            let expired: bool = diesel::select(diesel::dsl::exists(
-                cluster_state::table
-                    .filter(cluster_state::maintenance.eq(true))
-                    .filter(cluster_state::maintenance_expires_at.lt(Some(Utc::now()))),
-            ))
-            .get_result(conn)
-            .await?;
+            let expired = store::maintenance_expired(conn).await?;
             if expired {
                 ops::clear_maintenance(conn, "system:watchdog".into(), "maintenance.expire", None)
                     .await?;
@@ -352,40 +324,11 @@ pub async fn watchdog(state: &AppState, fence: i64) -> Result<bool> {
 /// The leader's drain step: copies replicas away from live draining nodes (the trim
 /// step removes the originals once the copies are pinned). Returns how many moved.
 pub async fn drain_round(state: &AppState, fence: i64, live: &Arc<Vec<LiveNode>>) -> Result<usize> {
-    #[derive(QueryableByName)]
-    struct Candidate {
-        #[diesel(sql_type = Text)]
-        cid: String,
-        #[diesel(sql_type = SqlUuid)]
-        node_id: Uuid,
-    }
-    let ttl = state.config.cluster.node_ttl.as_secs_f64();
-    let candidates: Vec<Candidate> = {
-        let mut conn = crate::db::pool::get(&state.db).await?;
-        diesel::sql_query(
-            "SELECT p.cid, p.node_id FROM placements p JOIN nodes n ON n.id = p.node_id \
-             WHERE n.state = 'draining' AND n.last_seen > now() - make_interval(secs => $1) \
-               AND p.state <> 'unpinning' AND p.replaced_at IS NULL \
-             ORDER BY p.cid LIMIT $2",
-        )
-        .bind::<Double, _>(ttl)
-        .bind::<BigInt, _>(BATCH)
-        .load(&mut conn)
-        .await?
+    let candidates = {
+        let mut conn = pool::get(&state.db).await?;
+        store::draining_candidates(&mut conn, state.config.cluster.node_ttl, BATCH).await?
     };
-    let wanted = state.config.cluster.max_replicas.max(1) as usize;
-    let mut moved = 0;
-    for c in candidates {
-        let live = live.clone();
-        let jobs = fenced_tx(&state.db, state.node, fence, move |conn| {
-            async move { replace_one(conn, &c.cid, c.node_id, &live, wanted, true).await }.boxed()
-        })
-        .await?;
-        if let Some(jobs) = jobs {
-            moved += 1;
-            state.jobs.enqueue_all(&jobs).await;
-        }
-    }
+    let moved = replace_each(state, fence, live, candidates, true).await?;
     if moved > 0 {
         tracing::info!(moved, "copying replicas away from draining nodes");
     }
@@ -398,7 +341,7 @@ pub async fn drain_round(state: &AppState, fence: i64, live: &Arc<Vec<LiveNode>>
 pub async fn rebalance_round(state: &AppState, fence: i64) -> Result<usize> {
     let ttl = state.config.cluster.node_ttl;
     let status = {
-        let mut conn = crate::db::pool::get(&state.db).await?;
+        let mut conn = pool::get(&state.db).await?;
         ops::rebalance_status(&mut conn, ttl).await?
     };
     if !status.requested {
@@ -407,17 +350,7 @@ pub async fn rebalance_round(state: &AppState, fence: i64) -> Result<usize> {
     if status.moves.is_empty() {
         if status.in_flight == 0 {
             fenced_tx(&state.db, state.node, fence, |conn| {
-                async move {
-                    diesel::update(cluster_state::table)
-                        .set((
-                            cluster_state::rebalance_requested_at.eq(None::<DateTime<Utc>>),
-                            cluster_state::rebalance_requested_by.eq(None::<String>),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    Ok(())
-                }
-                .boxed()
+                async move { store::clear_rebalance_request(conn).await }.boxed()
             })
             .await?;
             tracing::info!("rebalance finished");
@@ -425,7 +358,7 @@ pub async fn rebalance_round(state: &AppState, fence: i64) -> Result<usize> {
         return Ok(0);
     }
     let moves = {
-        let mut conn = crate::db::pool::get(&state.db).await?;
+        let mut conn = pool::get(&state.db).await?;
         ops::current_plan(&mut conn, ttl).await?
     };
     let mut started = 0;
@@ -446,13 +379,13 @@ pub async fn rebalance_round(state: &AppState, fence: i64) -> Result<usize> {
 /// Copy-then-remove, first half: a queued placement on `to`, the `from` copy marked
 /// replaced (trimmed once the copy is pinned). Nothing when the world moved on.
 async fn start_move(conn: &mut AsyncPgConnection, m: &Move) -> Result<Option<PlacementJob>> {
-    if store::lock_refcount(conn, &m.cid)
+    if placement_store::lock_refcount(conn, &m.cid)
         .await?
         .is_none_or(|n| n <= 0)
     {
         return Ok(None);
     }
-    let placements = store::lock_all(conn, &m.cid).await?;
+    let placements = placement_store::lock_all(conn, &m.cid).await?;
     let from_ok = placements.iter().any(|p| {
         p.node_id == m.from && p.replaced_at.is_none() && p.state == PlacementState::Pinned
     });
@@ -460,8 +393,8 @@ async fn start_move(conn: &mut AsyncPgConnection, m: &Move) -> Result<Option<Pla
     if !from_ok || !to_free {
         return Ok(None);
     }
-    let p = store::insert_queued(conn, &m.cid, m.to, None).await?;
-    store::mark_replaced(conn, &m.cid, m.from).await?;
+    let p = placement_store::insert_queued(conn, &m.cid, m.to, None).await?;
+    placement_store::mark_replaced(conn, &m.cid, m.from).await?;
     status::refresh(conn, &m.cid).await?;
     Ok(Some(p.job(JobKind::Pin)))
 }

@@ -4,7 +4,7 @@
 use actix_web::{http::StatusCode, web, HttpRequest};
 
 use super::{
-    query::{flash, query},
+    query::{flash, next_page, query},
     respond::{render, Page, PageError},
     viewer::Viewer,
     views::{Audit, AuditFilter, AuditRow},
@@ -35,15 +35,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Pa
     let next = (entries.len() == PAGE)
         .then(|| entries.last())
         .flatten()
-        .map(|last| {
-            let mut next: Vec<(String, String)> = q
-                .iter()
-                .filter(|(k, _)| *k != "before" && *k != "flash")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            next.push(("before".into(), last.id.to_string()));
-            serde_urlencoded::to_string(next).unwrap_or_default()
-        });
+        .map(|last| next_page(&q, &[("before", last.id.to_string())]));
     Ok(render(
         StatusCode::OK,
         &Audit {

@@ -15,22 +15,21 @@ use super::{
 };
 use crate::{
     api::client_ip::ClientIp,
+    auth::Scope,
     cluster::{ops, presences},
     error::Error,
     state::AppState,
+    tenancy::access,
 };
 
-/// Only sysadmins see the cluster; to anyone else it is not there.
-fn sysadmin_only(v: &Viewer) -> Result<(), PageError> {
-    if v.sysadmin() {
-        Ok(())
-    } else {
-        Err(PageError::NotFound)
-    }
+/// Only sysadmins see the cluster (with `scope`: `tenancy::access`'s rule, as for the
+/// API); to anyone else it is not there.
+fn sysadmin_only(v: &Viewer, scope: Scope) -> Result<(), PageError> {
+    access::administers_cluster(&v.actor(None), scope).map_err(|_| PageError::NotFound)
 }
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Page {
-    sysadmin_only(&v)?;
+    sysadmin_only(&v, Scope::ClusterRead)?;
     let ttl = state.config.cluster.node_ttl;
     let nodes = presences::list(&state.db, ttl).await?;
     let (maintenance, status) = {
@@ -58,7 +57,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Pa
                 .iter()
                 .map(|n| NodeRow {
                     name: n.node_id.clone(),
-                    state: n.state.clone(),
+                    state: n.state.to_string(),
                     live: n.live,
                     leader: n.leader,
                     peer: n.kubo_peer_id.clone().unwrap_or_else(|| "—".into()),
@@ -92,7 +91,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Pa
 /// `/console/cluster/nodes/{node}/{drain|cordon|uncordon}`.
 pub async fn node(state: web::Data<AppState>, req: HttpRequest, form: CsrfForm) -> Page {
     let v = form.viewer;
-    sysadmin_only(&v)?;
+    sysadmin_only(&v, Scope::ClusterWrite)?;
     let to = match req.match_info().get("action") {
         Some("drain") => ops::NodeState::Draining,
         Some("cordon") => ops::NodeState::Cordoned,
@@ -134,7 +133,7 @@ pub async fn maintenance(
     form: CsrfForm<MaintenanceForm>,
 ) -> Page {
     let CsrfForm { viewer: v, fields } = form;
-    sysadmin_only(&v)?;
+    sysadmin_only(&v, Scope::ClusterWrite)?;
     let outcome = if fields.on.as_deref() == Some("true") {
         match humantime::parse_duration(fields.ttl.as_deref().unwrap_or("30m")) {
             Ok(ttl) => ops::maintenance_on(
@@ -164,7 +163,7 @@ pub async fn maintenance(
 
 pub async fn rebalance(state: web::Data<AppState>, req: HttpRequest, form: CsrfForm) -> Page {
     let v = form.viewer;
-    sysadmin_only(&v)?;
+    sysadmin_only(&v, Scope::ClusterWrite)?;
     Ok(back_to(
         "/console/cluster",
         ops::request_rebalance(&state.db, v.audit_name(), ClientIp::of(&req))

@@ -2,7 +2,6 @@
 //! members, sysadmins create orgs.
 
 use actix_web::{http::StatusCode, web, HttpRequest};
-use futures_util::FutureExt;
 use serde::Deserialize;
 
 use super::{
@@ -15,7 +14,6 @@ use super::{
 use crate::{
     api::client_ip::ClientIp,
     auth::{Role, Scope},
-    db::{org_tx, system_tx},
     error::Error,
     ids::OrgId,
     state::AppState,
@@ -23,50 +21,39 @@ use crate::{
 };
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Page {
+    let by = v.actor(ClientIp::of(&req));
     let mut cards = Vec::new();
-    let visible: Vec<(OrgId, String, Role)> = if v.sysadmin() {
-        system_tx(&state.db, |conn| orgs::store::list(conn).boxed())
-            .await?
-            .into_iter()
-            .map(|o| {
-                let role =
-                    v.me.orgs
-                        .iter()
-                        .find(|m| m.id == o.id)
-                        .map_or(Role::Sysadmin, |m| m.role);
-                (o.id, o.name, role)
-            })
-            .collect()
-    } else {
-        v.me.orgs
-            .iter()
-            .map(|o| (o.id, o.name.clone(), o.role))
-            .collect()
-    };
-    for (id, name, role) in visible {
-        let manage = v.manages_members_of(id);
-        let members = if manage {
-            org_tx(&state.db, id, move |conn| {
-                members::store::list(conn, id).boxed()
-            })
-            .await?
-            .into_iter()
-            .map(|m| MemberRow {
-                id: m.id.to_string(),
-                email: m.email.unwrap_or_default(),
-                role: m.role.to_string(),
-                pending: m.pending,
-            })
-            .collect()
-        } else {
-            Vec::new()
+    for org in orgs::visible(&state, &by).await? {
+        // Their own role where they are a member; a sysadmin's elsewhere.
+        let role =
+            v.me.orgs
+                .iter()
+                .find(|m| m.id == org.id)
+                .map_or(Role::Sysadmin, |m| m.role);
+        let members = match v.manages_members_of(org.id) {
+            false => None,
+            true => match members::list(&state, &by, org.id).await {
+                Ok(list) => Some(list),
+                // A token-backed session without members:read sees no member list.
+                Err(Error::Forbidden(_) | Error::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
         };
         cards.push(OrgCard {
-            id: id.to_string(),
-            name,
+            id: org.id.to_string(),
+            name: org.name,
             role: role.to_string(),
-            manage,
-            members,
+            manage: members.is_some(),
+            members: members
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| MemberRow {
+                    id: m.id.to_string(),
+                    email: m.email.unwrap_or_default(),
+                    role: m.role.to_string(),
+                    pending: m.pending,
+                })
+                .collect(),
         });
     }
     Ok(render(

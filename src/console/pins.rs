@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{
     form::{self, CsrfForm},
-    query::{flash, query},
+    query::{flash, next_page, query},
     respond::{back_to, render, Page, PageError},
     viewer::Viewer,
     views::{PinRow, Pins, PinsQuery},
@@ -77,14 +77,13 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest, v: Viewer) -> Pa
         .then(|| results.results.last())
         .flatten()
         .map(|last| {
-            let mut next: Vec<(String, String)> = q
-                .iter()
-                .filter(|(k, _)| *k != "before" && *k != "flash")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            next.push(("org".into(), org.to_string()));
-            next.push(("before".into(), format_created(&last.created)));
-            serde_urlencoded::to_string(next).unwrap_or_default()
+            next_page(
+                &q,
+                &[
+                    ("org", org.to_string()),
+                    ("before", format_created(&last.created)),
+                ],
+            )
         });
     let pins = results
         .results

@@ -1,7 +1,7 @@
 //! Running placement jobs against this node's Kubo. A job re-reads its placement under a
 //! row lock and does nothing unless it is still the placement's current generation, so a
 //! duplicate, late or stale job is harmless. Retries are new jobs with a delay, so a
-//! waiting retry holds no worker and survives a restart.
+//! waiting retry holds no worker and survives a restart. The SQL is in [`super::store`].
 
 use std::{
     sync::{
@@ -12,8 +12,7 @@ use std::{
 };
 
 use chrono::Utc;
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use futures_util::FutureExt;
 
 use super::{
@@ -22,7 +21,7 @@ use super::{
     PlacementState,
 };
 use crate::{
-    db::{schema::cid_origins, system_tx},
+    db::system_tx,
     error::{Error, Result},
     jobs::{JobKind, PlacementJob},
     kubo::KuboError,
@@ -99,13 +98,7 @@ async fn pin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
             };
             let p = store::start_attempt(conn, &p).await?;
             status::refresh(conn, &p.cid).await?;
-            let origins: Vec<String> = cid_origins::table
-                .filter(cid_origins::cid.eq(&p.cid))
-                .order(cid_origins::added_at.desc())
-                .limit(max_origins as i64)
-                .select(cid_origins::origin)
-                .load(conn)
-                .await?;
+            let origins = store::recent_origins(conn, &p.cid, max_origins as i64).await?;
             Ok(Some((p, origins)))
         }
         .boxed()
@@ -381,13 +374,7 @@ async fn unpin(state: &AppState, job: &PlacementJob) -> Result<FollowUp> {
                 }
             }
             store::delete(conn, &p.cid, p.node_id).await?;
-            diesel::sql_query(
-                "DELETE FROM cid_refs WHERE cid = $1 AND refcount = 0 \
-                 AND NOT EXISTS (SELECT 1 FROM placements WHERE cid = $1)",
-            )
-            .bind::<diesel::sql_types::Text, _>(&p.cid)
-            .execute(conn)
-            .await?;
+            store::delete_unused_ref(conn, &p.cid).await?;
             tracing::info!(cid = %p.cid, removed_from_kubo = owned, "unpinned");
             Ok((Vec::new(), Some("unpinned")))
         }

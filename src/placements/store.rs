@@ -1,4 +1,5 @@
-//! Queries on `placements` (no tenant data). Callers hold a system transaction.
+//! Queries on `placements` (no tenant data), and the reads and clean-up of `cid_refs`
+//! and `cid_origins` that the job runner needs. Callers hold a system transaction.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -7,7 +8,7 @@ use uuid::Uuid;
 
 use super::PlacementState;
 use crate::{
-    db::schema::placements,
+    db::schema::{cid_origins, placements},
     error::Result,
     jobs::{JobKind, PlacementJob},
 };
@@ -59,6 +60,34 @@ pub async fn lock_refcount(conn: &mut AsyncPgConnection, cid: &str) -> Result<Op
             .optional()?
             .map(|r| r.refcount),
     )
+}
+
+/// Removes the refcount row of `cid` once no pin request wants it and no placement is
+/// left.
+pub async fn delete_unused_ref(conn: &mut AsyncPgConnection, cid: &str) -> Result<()> {
+    diesel::sql_query(
+        "DELETE FROM cid_refs WHERE cid = $1 AND refcount = 0 \
+         AND NOT EXISTS (SELECT 1 FROM placements WHERE cid = $1)",
+    )
+    .bind::<diesel::sql_types::Text, _>(cid)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The `max` most recently added origins of `cid`, newest first.
+pub async fn recent_origins(
+    conn: &mut AsyncPgConnection,
+    cid: &str,
+    max: i64,
+) -> Result<Vec<String>> {
+    Ok(cid_origins::table
+        .filter(cid_origins::cid.eq(cid))
+        .order(cid_origins::added_at.desc())
+        .limit(max)
+        .select(cid_origins::origin)
+        .load(conn)
+        .await?)
 }
 
 /// Every placement of `cid`, locked for the rest of the transaction.

