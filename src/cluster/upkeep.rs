@@ -184,8 +184,12 @@ async fn replace_one(
     if target.replaced_at.is_some() || target.state == PlacementState::Unpinning {
         return Ok(None);
     }
+    // The copy being replaced never counts, even when its node is still in `live`: the
+    // live set is read at the start of the round, and a node drained since then is in
+    // it (counting its own copy made a drain mark copies replaced with none made).
     let on_live = placements
         .iter()
+        .filter(|p| p.node_id != dead)
         .filter(|p| p.replaced_at.is_none() && p.state != PlacementState::Unpinning)
         .filter(|p| live.iter().any(|n| n.id == p.node_id))
         .count();
@@ -208,7 +212,12 @@ async fn replace_one(
     }
     placement_store::mark_replaced(conn, cid, dead).await?;
     status::refresh(conn, cid).await?;
-    tracing::info!(cid, dead_node = %dead, new_replicas = jobs.len(), "replaced a replica on a dead node");
+    let why = if strict {
+        "moved a replica off a draining node"
+    } else {
+        "replaced a replica on a dead node"
+    };
+    tracing::info!(cid, node = %dead, new_replicas = jobs.len(), "{why}");
     Ok(Some(jobs))
 }
 

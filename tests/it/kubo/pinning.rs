@@ -649,3 +649,55 @@ async fn leader_fence(app: &TestApp) -> i64 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The leader reads its live set at the start of a round, so a node drained since is
+/// still in it. The drain must not count that node's own copy as the replica that
+/// replaces it: with nowhere else to go, the copy stays wanted (before the fix the
+/// drain marked it replaced with no copy made anywhere).
+#[tokio::test]
+async fn a_drain_never_counts_the_copy_it_moves_as_its_replacement() {
+    let db = TestDb::migrated().await;
+    let ours = start_nodes(1).await.remove(0);
+    let cid = ours.add(random_bytes(4096)).await;
+    let app = app_on(&db, ours.api(), vec![]).await;
+    let (_, token) = org_token(&app, "acme").await;
+    let id = post_pin(&app, &token, json!({"cid": canonical(&cid)})).await;
+    wait_status(&app, &token, &id, "pinned", Duration::from_secs(30)).await;
+
+    let fence = leader_fence(&app).await;
+    let stale_live = {
+        let mut conn = anchorage::db::pool::get(&app.state.db).await.unwrap();
+        anchorage::cluster::scheduler::read_live(&mut conn, app.state.config.cluster.node_ttl)
+            .await
+            .unwrap()
+    };
+    assert_eq!(stale_live.len(), 1, "the only node is live and active");
+    anchorage::cluster::ops::set_node_state(
+        &app.state.db,
+        app.state.bus.clone(),
+        &app.state.config.cluster.node_id,
+        anchorage::cluster::ops::NodeState::Draining,
+        "test".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    let moved = anchorage::cluster::upkeep::drain_round(
+        &app.state,
+        fence,
+        &std::sync::Arc::new(stale_live),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved, 0, "nowhere to copy to, so nothing moves");
+    assert_eq!(
+        db_count(
+            &app,
+            "SELECT count(*) AS n FROM placements WHERE replaced_at IS NULL",
+            &[]
+        )
+        .await,
+        1,
+        "the only copy is still a wanted one"
+    );
+}
