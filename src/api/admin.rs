@@ -77,11 +77,10 @@ fn admin_json(value: impl Serialize) -> Result<AdminJson> {
 }
 
 /// Cluster administration is for sysadmins only.
-/// The audit name of a caller allowed to administer the cluster with `scope`.
-fn sysadmin(principal: &Principal, scope: Scope) -> Result<String> {
-    let by = principal.actor(None);
-    access::administers_cluster(&by, scope)?;
-    Ok(by.name())
+/// Fails unless the caller may administer the cluster with `scope` (checked before a
+/// body is read, so a refusal is a 403 whatever the body holds).
+fn sysadmin(principal: &Principal, scope: Scope) -> Result<()> {
+    access::administers_cluster(&principal.actor(None), scope)
 }
 
 #[api_operation(
@@ -107,15 +106,14 @@ async fn node_state(
     req: &HttpRequest,
     to: ops::NodeState,
 ) -> Result<HttpResponse> {
-    let actor = sysadmin(principal, Scope::ClusterWrite)?;
+    sysadmin(principal, Scope::ClusterWrite)?;
     let which = req.match_info().get("node").unwrap_or_default().to_string();
     let node = ops::set_node_state(
         &state.db,
         state.bus.clone(),
         &which,
         to,
-        actor,
-        ClientIp::of(req),
+        &principal.actor(ClientIp::of(req)),
     )
     .await?;
     Ok(HttpResponse::Ok().json(node))
@@ -211,12 +209,18 @@ pub async fn put_maintenance(
     payload: web::Payload,
     _body: Doc<web::Json<MaintenanceOn>>,
 ) -> Result<Reply<200, AdminJson>> {
-    let actor = sysadmin(&principal, Scope::ClusterWrite)?;
+    sysadmin(&principal, Scope::ClusterWrite)?;
     let body: MaintenanceOn =
         crate::api::body::read_json(&req, payload, state.config.server.max_body_bytes).await?;
     let ttl = humantime::parse_duration(&body.ttl)
         .map_err(|e| Error::BadRequest(format!("ttl '{}': {e}", body.ttl)))?;
-    let m = ops::maintenance_on(&state.db, body.reason, ttl, actor, ClientIp::of(&req)).await?;
+    let m = ops::maintenance_on(
+        &state.db,
+        body.reason,
+        ttl,
+        &principal.actor(ClientIp::of(&req)),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(admin_json(m)?).into())
 }
 
@@ -230,8 +234,8 @@ pub async fn delete_maintenance(
     principal: Principal,
     req: HttpRequest,
 ) -> Result<Reply<200, AdminJson>> {
-    let actor = sysadmin(&principal, Scope::ClusterWrite)?;
-    let m = ops::maintenance_off(&state.db, actor, ClientIp::of(&req)).await?;
+    sysadmin(&principal, Scope::ClusterWrite)?;
+    let m = ops::maintenance_off(&state.db, &principal.actor(ClientIp::of(&req))).await?;
     Ok(HttpResponse::Ok().json(admin_json(m)?).into())
 }
 
@@ -262,8 +266,8 @@ pub async fn rebalance_apply(
     principal: Principal,
     req: HttpRequest,
 ) -> Result<Reply<202, AdminJson>> {
-    let actor = sysadmin(&principal, Scope::ClusterWrite)?;
-    ops::request_rebalance(&state.db, actor, ClientIp::of(&req)).await?;
+    sysadmin(&principal, Scope::ClusterWrite)?;
+    ops::request_rebalance(&state.db, &principal.actor(ClientIp::of(&req))).await?;
     Ok(HttpResponse::Accepted()
         .json(admin_json(json!({ "requested": true }))?)
         .into())
@@ -305,15 +309,14 @@ pub async fn requeue(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<Reply<200, AdminJson>> {
-    let actor = sysadmin(&principal, Scope::ClusterWrite)?;
+    sysadmin(&principal, Scope::ClusterWrite)?;
     let filter: ops::RequeueFilter =
         crate::api::body::read_json(&req, payload, state.config.server.max_body_bytes).await?;
     let n = ops::requeue(
         &state.db,
         state.jobs.as_ref(),
         filter,
-        actor,
-        ClientIp::of(&req),
+        &principal.actor(ClientIp::of(&req)),
     )
     .await?;
     Ok(HttpResponse::Ok()

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::{Claims, Role, Scope};
 use crate::{
     error::{Error, Result},
-    ids::OrgId,
+    ids::{OrgId, TokenId},
 };
 
 #[derive(Debug, Clone)]
@@ -23,13 +23,36 @@ pub struct Actor {
     pub ip: Option<IpAddr>,
 }
 
+/// The issuer of an [`Actor::operator`]'s claims: no token was ever signed for it.
+const OPERATOR: &str = "anchorage-operator";
+
 impl Actor {
     pub fn new(claims: Claims, org: Option<OrgId>, ip: Option<IpAddr>) -> Self {
         Self { claims, org, ip }
     }
 
-    /// The name audit entries record: `<subject>:<token id>`.
+    /// The operator at a node's own machine (the CLI, whose access is the machine's):
+    /// a sysadmin with every scope, recorded in the audit log as `name`.
+    pub fn operator(name: String) -> Self {
+        let claims = Claims {
+            sub: name,
+            org: None,
+            role: Role::Sysadmin,
+            scopes: None,
+            jti: TokenId::from_uuid(uuid::Uuid::nil()),
+            iat: 0,
+            exp: 0,
+            iss: OPERATOR.into(),
+            aud: OPERATOR.into(),
+        };
+        Self::new(claims, None, None)
+    }
+
+    /// The name audit entries record: `<subject>:<token id>`, or the operator's name.
     pub fn name(&self) -> String {
+        if self.claims.iss == OPERATOR {
+            return self.claims.sub.clone();
+        }
         format!("{}:{}", self.claims.sub, self.claims.jti)
     }
 

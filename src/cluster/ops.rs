@@ -25,11 +25,13 @@ use super::{
 };
 use crate::{
     audit::{self, AuditEntry},
+    auth::{Actor, Scope},
     db::{system_tx, DbPool},
     error::{Error, Result},
     ids::NodeId,
     jobs::{JobKind, JobTransport},
     placements::{status, store as placement_store, PlacementState},
+    tenancy::access,
 };
 
 /// Most moves one rebalance round starts.
@@ -122,9 +124,10 @@ pub async fn set_node_state(
     bus: Arc<dyn InvalidationBus>,
     which: &str,
     to: NodeState,
-    actor: String,
-    ip: Option<std::net::IpAddr>,
+    by: &Actor,
 ) -> Result<NamedNode> {
+    access::administers_cluster(by, Scope::ClusterWrite)?;
+    let (actor, ip) = (by.name(), by.ip);
     let which = which.to_string();
     system_tx(db, move |conn| {
         async move {
@@ -176,9 +179,10 @@ pub async fn maintenance_on(
     db: &DbPool,
     reason: String,
     ttl: Duration,
-    actor: String,
-    ip: Option<std::net::IpAddr>,
+    by: &Actor,
 ) -> Result<Maintenance> {
+    access::administers_cluster(by, Scope::ClusterWrite)?;
+    let (actor, ip) = (by.name(), by.ip);
     if reason.trim().is_empty() {
         return Err(Error::BadRequest("say why (--reason)".into()));
     }
@@ -217,11 +221,9 @@ pub(super) async fn clear_maintenance(
 }
 
 /// Turns maintenance off, audited.
-pub async fn maintenance_off(
-    db: &DbPool,
-    actor: String,
-    ip: Option<std::net::IpAddr>,
-) -> Result<Maintenance> {
+pub async fn maintenance_off(db: &DbPool, by: &Actor) -> Result<Maintenance> {
+    access::administers_cluster(by, Scope::ClusterWrite)?;
+    let (actor, ip) = (by.name(), by.ip);
     system_tx(db, move |conn| {
         async move {
             clear_maintenance(conn, actor, "maintenance.off", ip).await?;
@@ -233,11 +235,9 @@ pub async fn maintenance_off(
 }
 
 /// Asks the leader to rebalance, audited.
-pub async fn request_rebalance(
-    db: &DbPool,
-    actor: String,
-    ip: Option<std::net::IpAddr>,
-) -> Result<()> {
+pub async fn request_rebalance(db: &DbPool, by: &Actor) -> Result<()> {
+    access::administers_cluster(by, Scope::ClusterWrite)?;
+    let (actor, ip) = (by.name(), by.ip);
     system_tx(db, move |conn| {
         async move {
             store::request_rebalance(conn, &actor).await?;
@@ -327,9 +327,10 @@ pub async fn requeue(
     db: &DbPool,
     jobs: &dyn JobTransport,
     filter: RequeueFilter,
-    actor: String,
-    ip: Option<std::net::IpAddr>,
+    by: &Actor,
 ) -> Result<usize> {
+    access::administers_cluster(by, Scope::ClusterWrite)?;
+    let (actor, ip) = (by.name(), by.ip);
     let status = match filter.status.as_deref() {
         None => PlacementState::Failed,
         Some(asked) => match asked.parse() {

@@ -106,8 +106,7 @@ pub async fn node(state: web::Data<AppState>, req: HttpRequest, form: CsrfForm) 
             state.bus.clone(),
             &which,
             to,
-            v.audit_name(),
-            ClientIp::of(&req),
+            &v.actor(ClientIp::of(&req)),
         )
         .await
         .map(|node| format!("{} is now {}.", node.name, node.state)),
@@ -140,8 +139,7 @@ pub async fn maintenance(
                 &state.db,
                 fields.reason.unwrap_or_default(),
                 ttl,
-                v.audit_name(),
-                ClientIp::of(&req),
+                &v.actor(ClientIp::of(&req)),
             )
             .await
             .map(|_| "Maintenance is on."),
@@ -150,7 +148,7 @@ pub async fn maintenance(
             ))),
         }
     } else {
-        ops::maintenance_off(&state.db, v.audit_name(), ClientIp::of(&req))
+        ops::maintenance_off(&state.db, &v.actor(ClientIp::of(&req)))
             .await
             .map(|_| "Maintenance is off.")
     };
@@ -166,7 +164,7 @@ pub async fn rebalance(state: web::Data<AppState>, req: HttpRequest, form: CsrfF
     sysadmin_only(&v, Scope::ClusterWrite)?;
     Ok(back_to(
         "/console/cluster",
-        ops::request_rebalance(&state.db, v.audit_name(), ClientIp::of(&req))
+        ops::request_rebalance(&state.db, &v.actor(ClientIp::of(&req)))
             .await
             .map(|()| "Rebalance requested; the leader applies it.".to_string()),
         "Nothing changed",

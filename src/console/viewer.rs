@@ -89,11 +89,6 @@ impl Viewer {
         self.org.map(|o| format!("?org={o}")).unwrap_or_default()
     }
 
-    /// The actor name for audit entries.
-    pub fn audit_name(&self) -> String {
-        format!("{}:{}", self.claims.sub, self.claims.jti)
-    }
-
     /// The header of a page whose navigation entry `current` is.
     pub fn nav(&self, current: &'static str) -> Option<Nav> {
         let org_name = self.org.and_then(|o| {

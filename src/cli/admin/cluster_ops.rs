@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 use clap::{Args, Subcommand};
 
 use crate::{
+    auth::Actor,
     cluster::{
         invalidation::PgNotify,
         ops::{self, NodeState, RequeueFilter},
@@ -25,8 +26,14 @@ fn bus(config: &Config) -> Arc<PgNotify> {
 /// drain / cordon / uncordon.
 pub async fn node_state(which: String, to: NodeState, config: &Config) -> Result<()> {
     let pool = super::cli_pool(config)?;
-    let node =
-        ops::set_node_state(&pool, bus(config), &which, to, super::cli_actor(), None).await?;
+    let node = ops::set_node_state(
+        &pool,
+        bus(config),
+        &which,
+        to,
+        &Actor::operator(super::cli_actor()),
+    )
+    .await?;
     println!("{} ({}) is now {}", node.name, node.id, node.state);
     Ok(())
 }
@@ -55,9 +62,11 @@ pub async fn maintenance(cmd: MaintenanceCommand, config: &Config) -> Result<()>
     let pool = super::cli_pool(config)?;
     let m = match cmd {
         MaintenanceCommand::On { reason, ttl } => {
-            ops::maintenance_on(&pool, reason, ttl, super::cli_actor(), None).await?
+            ops::maintenance_on(&pool, reason, ttl, &Actor::operator(super::cli_actor())).await?
         }
-        MaintenanceCommand::Off => ops::maintenance_off(&pool, super::cli_actor(), None).await?,
+        MaintenanceCommand::Off => {
+            ops::maintenance_off(&pool, &Actor::operator(super::cli_actor())).await?
+        }
         MaintenanceCommand::Status { json } => {
             let mut conn = crate::db::pool::get(&pool).await?;
             let m = ops::maintenance(&mut conn).await?;
@@ -112,7 +121,7 @@ pub async fn rebalance(args: RebalanceArgs, config: &Config) -> Result<()> {
         }
         return Ok(());
     }
-    ops::request_rebalance(&pool, super::cli_actor(), None).await?;
+    ops::request_rebalance(&pool, &Actor::operator(super::cli_actor())).await?;
     println!("rebalance requested; the leader applies it");
     let deadline = std::time::Instant::now() + args.wait;
     loop {
@@ -159,8 +168,7 @@ pub async fn requeue(args: RequeueArgs, config: &Config) -> Result<()> {
             node: args.node,
             status: args.status,
         },
-        super::cli_actor(),
-        None,
+        &Actor::operator(super::cli_actor()),
     )
     .await?;
     println!("requeued {n}");

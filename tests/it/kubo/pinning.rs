@@ -677,8 +677,7 @@ async fn a_drain_never_counts_the_copy_it_moves_as_its_replacement() {
         app.state.bus.clone(),
         &app.state.config.cluster.node_id,
         anchorage::cluster::ops::NodeState::Draining,
-        "test".into(),
-        None,
+        &anchorage::auth::Actor::operator("test".into()),
     )
     .await
     .unwrap();
