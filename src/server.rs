@@ -360,7 +360,7 @@ fn spawn_background(
             state.metrics.leader_is_elected.clone(),
             stop.clone(),
         )),
-        tokio::spawn(state.bus.follow(Arc::new(state.caches()))),
+        tokio::spawn(state.bus.follow(Arc::new(state.clone()))),
         tokio::spawn(crate::events::follow(
             state.config.postgres.dsn.expose().to_string(),
             state.events.clone(),

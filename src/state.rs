@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::{denylist::Denylist, key_cutoffs::KeyCutoffs, TokenService},
+    auth::{denylist::Denylist, TokenService},
     cluster::{
         delegates::Delegates,
         invalidation::{Follower, Invalidation, InvalidationBus},
@@ -58,38 +58,10 @@ pub struct AppState {
     pub presence: Arc<tokio::sync::Mutex<Presence>>,
 }
 
-impl AppState {
-    /// This node's caches, for the invalidation bus to follow.
-    pub fn caches(&self) -> NodeCaches {
-        NodeCaches {
-            denylist: self.denylist.clone(),
-            live_nodes: self.live_nodes.clone(),
-            orgs: self.orgs.clone(),
-            standings: self.standings.clone(),
-            events: self.events.clone(),
-            key_cutoffs: self.tokens.cutoffs().clone(),
-            db: self.db.clone(),
-        }
-    }
-}
-
-/// The caches a node keeps that other nodes' writes can make stale: what the
-/// invalidation bus's announcements are applied to.
-#[derive(Clone)]
-pub struct NodeCaches {
-    pub denylist: Denylist,
-    pub live_nodes: LiveNodes,
-    pub orgs: OrgCache,
-    pub standings: Standings,
-    /// Not a cache, but held by what the caches say: open event sockets are checked
-    /// again once the caches have dropped what changed.
-    pub events: EventHub,
-    /// Reloaded from `db` when a key's tokens are revoked.
-    pub key_cutoffs: KeyCutoffs,
-    pub db: DbPool,
-}
-
-impl Follower for NodeCaches {
+/// The node's caches, which other nodes' writes can make stale, follow the
+/// invalidation bus's announcements; open event sockets are checked again once the
+/// caches have dropped what changed.
+impl Follower for AppState {
     fn apply(&self, what: Invalidation) {
         match what {
             Invalidation::Token(jti) => self.denylist.invalidate(jti),
@@ -100,7 +72,7 @@ impl Follower for NodeCaches {
             Invalidation::KeyCutoffs => {
                 // Sockets re-check their tokens once the new cutoffs are in.
                 let (cutoffs, db, events) = (
-                    self.key_cutoffs.clone(),
+                    self.tokens.cutoffs().clone(),
                     self.db.clone(),
                     self.events.clone(),
                 );
@@ -128,7 +100,7 @@ impl Follower for NodeCaches {
         self.live_nodes.invalidate();
         self.orgs.clear();
         self.standings.clear();
-        self.key_cutoffs.reload_soon(&self.db);
+        self.tokens.cutoffs().reload_soon(&self.db);
         self.events.recheck(Affected::Everyone);
     }
 }

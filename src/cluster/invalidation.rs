@@ -80,7 +80,8 @@ pub trait InvalidationBus: Send + Sync {
     fn follow(&self, follower: Arc<dyn Follower>) -> BoxFuture<'static, ()>;
 }
 
-/// What a node does with what it hears: the node's caches (see `state::NodeCaches`).
+/// What a node does with what it hears: drop its stale cache entries (`AppState`
+/// implements it).
 pub trait Follower: Send + Sync {
     /// Drops what `what` made stale.
     fn apply(&self, what: Invalidation);
