@@ -79,6 +79,14 @@ pub enum Error {
     #[error("kubo: {0}")]
     Kubo(#[source] Cause),
 
+    /// A NATS call failed (`cluster.backend: nats`): what we were doing, and why.
+    #[error("nats: {context}: {source}")]
+    Nats {
+        context: String,
+        #[source]
+        source: Cause,
+    },
+
     /// Token signing or key handling failed.
     #[error("token: {message}{}", source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
     Token {
@@ -114,6 +122,14 @@ impl Error {
         Self::Token {
             message: message.into(),
             source,
+        }
+    }
+
+    /// A NATS call for `context` failed with `source`.
+    pub fn nats(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Self::Nats {
+            context: context.into(),
+            source: source.into(),
         }
     }
 
@@ -153,6 +169,7 @@ impl Error {
             Self::KeyRefused(d) => d.clone(),
             Self::Unavailable(d) => d.clone(),
             Self::Pool(_) => "The database is busy; retry shortly".into(),
+            Self::Nats { .. } => "The cluster's message bus is unavailable; retry shortly".into(),
             Self::Database(diesel::result::Error::NotFound) => {
                 "The specified resource was not found".into()
             }
@@ -207,7 +224,9 @@ impl ResponseError for Error {
             }
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Pool(_) | Self::Nats { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

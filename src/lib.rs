@@ -21,6 +21,7 @@ pub mod ids;
 pub mod jobs;
 pub mod kubo;
 pub mod metrics;
+pub mod nats;
 pub mod pins;
 pub mod placements;
 pub mod server;

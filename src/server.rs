@@ -12,10 +12,10 @@ use crate::{
     api::{self, rate_limit, session_gate::SessionGate},
     auth::{denylist::Denylist, keys::KeySet, keys::SigningKey, TokenService},
     cluster::{
+        backend::Backend,
         delegates::Delegates,
         heartbeat,
-        invalidation::{InvalidationBus, PgNotify},
-        leader::{self, Leadership, PgLease},
+        leader::{self, Leadership},
         nodes::{self, Presence},
         readiness::Readiness,
         scheduler::LiveNodes,
@@ -24,7 +24,7 @@ use crate::{
     config::Config,
     db::{self, migrate, PoolOptions},
     error::{Error, Result},
-    jobs::{JobHandler, JobTransport, Jobs},
+    jobs::{JobHandler, JobTransport},
     kubo::{Kubo, KuboClient},
     metrics::Metrics,
     pins::counts,
@@ -36,7 +36,6 @@ use crate::{
 /// Loads signing keys, builds the pool and the Kubo client. Refuses a database that is
 /// behind this binary's migrations.
 pub async fn build_state(config: Config) -> Result<AppState> {
-    refuse_unavailable_backend(&config)?;
     migrate::ensure_current(config.postgres.dsn.expose()).await?;
     let db = db::build_pool(
         config.postgres.dsn.expose(),
@@ -74,17 +73,19 @@ pub async fn build_state(config: Config) -> Result<AppState> {
     } else {
         delegates.current()
     };
-    let bus: Arc<dyn InvalidationBus> = Arc::new(PgNotify::new(config.postgres.dsn.expose()));
+    let backend = Backend::connect(&config, &config.cluster.node_id).await?;
+    backend.check_agrees(&db, &config.cluster.node_id).await?;
+    let bus = backend.bus(&config, &db);
     let node = nodes::register(
         &db,
         bus.clone(),
+        backend.name(),
         &config.cluster.node_id,
         peer_id.as_deref(),
         &announced,
     )
     .await?;
-    let jobs: Arc<dyn JobTransport> =
-        Arc::new(Jobs::connect(config.postgres.dsn.expose(), node).await?);
+    let jobs = backend.jobs(&config, node).await?;
     let metrics = Metrics::new(&config.cluster.node_id)?;
     let oidc = crate::auth::oidc::Oidc::from_config(&config)?;
     let (leadership, leadership_tx) = Leadership::new();
@@ -105,25 +106,13 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         events: crate::events::EventHub::default(),
         metrics,
         bus,
+        backend,
         live_nodes,
         leadership,
         leadership_tx: Arc::new(leadership_tx),
         fetching: Default::default(),
         presence: Arc::new(tokio::sync::Mutex::new(presence)),
     })
-}
-
-/// Fails for `cluster.backend: nats` until the NATS backend exists: accepting the key
-/// would silently run on Postgres.
-pub fn refuse_unavailable_backend(config: &Config) -> Result<()> {
-    if config.cluster.backend == crate::config::ClusterBackend::Nats {
-        return Err(Error::config(
-            "cluster.backend",
-            "nats is not available in this version: jobs, leader election and cache invalidation run on Postgres. \
-             Remove cluster.backend (or set it to postgres); nats.url is then unused",
-        ));
-    }
-    Ok(())
 }
 
 /// The token service for `config`'s signing keys, issuer and audience.
@@ -345,16 +334,11 @@ fn spawn_background(
     Option<tokio::task::JoinHandle<()>>,
 ) {
     let cluster = &state.config.cluster;
-    let lease = PgLease::new(
-        state.config.postgres.dsn.expose(),
-        state.db.clone(),
-        state.node,
-        cluster.lease_ttl,
-    );
+    let lease = state.backend.lease(&state.config, &state.db, state.node);
     let mut tasks = vec![
         tokio::spawn(heartbeat::heartbeat_loop(state.clone(), cluster.heartbeat)),
         tokio::spawn(leader::election_loop(
-            Box::new(lease),
+            lease,
             cluster.lease_ttl / 3,
             state.leadership_tx.clone(),
             state.metrics.leader_is_elected.clone(),

@@ -14,6 +14,10 @@ pub struct DevArgs {
     /// Address to listen on (overrides server.listen).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Cluster backend (overrides cluster.backend). With `nats` and no nats.url of
+    /// your own, a local nats-server with JetStream runs in the data dir.
+    #[arg(long, value_name = "BACKEND", value_parser = ["postgres", "nats"])]
+    backend: Option<String>,
 }
 
 pub async fn run(args: DevArgs, file: Option<PathBuf>) -> Result<()> {
@@ -22,6 +26,12 @@ pub async fn run(args: DevArgs, file: Option<PathBuf>) -> Result<()> {
         src.overrides.push((
             "server.listen".into(),
             serde_json::Value::String(listen.clone()),
+        ));
+    }
+    if let Some(backend) = &args.backend {
+        src.overrides.push((
+            "cluster.backend".into(),
+            serde_json::Value::String(backend.clone()),
         ));
     }
     // Logging from the user's layers first, so set-up progress is visible.

@@ -40,7 +40,6 @@ pub async fn run(args: ServeArgs, file: Option<PathBuf>) -> Result<()> {
     if let Some(warning) = crate::api::metrics::exposure_warning(&config) {
         tracing::warn!("{warning}");
     }
-    server::refuse_unavailable_backend(&config)?;
     crate::db::role::refuse_owner_role(config.postgres.dsn.expose(), args.allow_owner_role).await?;
     let state = server::build_state(config).await?;
     server::serve_until_signal(state).await

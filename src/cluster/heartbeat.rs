@@ -36,7 +36,17 @@ pub async fn beat(state: &AppState) -> crate::error::Result<()> {
     cache_stats.insert("live_nodes".to_string(), state.live_nodes.stats());
     cache_stats.insert("orgs".to_string(), state.orgs.stats());
     cache_stats.insert("standings".to_string(), state.standings.stats());
-    nodes::heartbeat(&state.db, state.node, Beat { kubo, cache_stats }).await?;
+    let backend = state.config.cluster.backend.as_str();
+    nodes::heartbeat(
+        &state.db,
+        state.node,
+        Beat {
+            kubo,
+            cache_stats,
+            backend,
+        },
+    )
+    .await?;
     let mut conn = pool::get(&state.db).await?;
     let live = state.live_nodes.refresh(&mut conn).await?;
     state.metrics.cluster_nodes_live.set(live as i64);

@@ -1,5 +1,5 @@
-//! Cross-node cache invalidation, behind [`InvalidationBus`] so a NATS backend can stand
-//! in. A writer announces what changed as part of its own transaction; every node follows
+//! Cross-node cache invalidation, behind [`InvalidationBus`]; the NATS backend is in
+//! `nats_bus.rs`. A writer announces what changed as part of its own transaction; every node follows
 //! the announcements and drops the stale entries, so a token revoked on node 1 is refused
 //! by node 2 within milliseconds instead of after a cache TTL.
 //!
@@ -41,7 +41,7 @@ pub enum Invalidation {
 }
 
 impl Invalidation {
-    fn encode(self) -> String {
+    pub(super) fn encode(self) -> String {
         match self {
             Self::Token(jti) => format!("token:{jti}"),
             Self::Nodes => "nodes".to_string(),
@@ -52,7 +52,7 @@ impl Invalidation {
         }
     }
 
-    fn decode(payload: &str) -> Option<Self> {
+    pub(super) fn decode(payload: &str) -> Option<Self> {
         match payload.split_once(':') {
             Some(("token", jti)) => jti.parse().ok().map(Self::Token),
             Some(("org", id)) => id.parse().ok().map(Self::Org),
@@ -78,6 +78,12 @@ pub trait InvalidationBus: Send + Sync {
     /// Hands every announcement, from any node, to `follower` until aborted, and tells
     /// it to drop everything whenever announcements may have been missed.
     fn follow(&self, follower: Arc<dyn Follower>) -> BoxFuture<'static, ()>;
+
+    /// Resolves once every announcement of committed transactions has been sent. A
+    /// short-lived process (the CLI) calls it before exiting; NOTIFY needs nothing.
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
 }
 
 /// What a node does with what it hears: drop its stale cache entries (`AppState`

@@ -1,5 +1,6 @@
 //! Leader election: exactly one node runs the cluster-wide loops (re-placement, the
-//! requeue sweeper, denylist pruning), and a deposed leader cannot write.
+//! requeue sweeper, denylist pruning), and a deposed leader cannot write. The NATS
+//! backend's lease is in `kv_lease.rs`; both end in the same fence in Postgres.
 //!
 //! The Postgres backend holds a two-integer advisory lock on a dedicated connection and
 //! a `leases` row (holder, the lock session's backend pid, fence, expiry) that the holder
@@ -34,7 +35,7 @@ const LOCK_KEY: (i32, i32) = crate::db::locks::LEADER;
 
 /// How long a candidate waits for the lease row while an expired leader's transaction
 /// still holds it, before terminating that transaction.
-const ROW_LOCK_WAIT: &str = "2s";
+pub(super) const ROW_LOCK_WAIT: &str = "2s";
 
 /// One backend's election: the Postgres lease here; a NATS KV lease can implement it too.
 pub trait LeaderLease: Send {
@@ -285,16 +286,23 @@ impl LeaderLease for PgLease {
     }
 }
 
+/// Creates the lease row on first use.
+pub(super) async fn ensure_lease_row(db: &DbPool) -> Result<()> {
+    let mut conn = crate::db::pool::get(db).await?;
+    diesel::sql_query(
+        "INSERT INTO leases (name, fence) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind::<diesel::sql_types::Text, _>(LEADER_LEASE)
+    .execute(&mut conn)
+    .await?;
+    Ok(())
+}
+
 /// The lease as it stands, without locking (and creating its row on first use).
 async fn read_lease(db: &DbPool) -> Result<LeaseRow> {
+    ensure_lease_row(db).await?;
     system_tx(db, |tx| {
         async move {
-            diesel::sql_query(
-                "INSERT INTO leases (name, fence) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind::<diesel::sql_types::Text, _>(LEADER_LEASE)
-            .execute(tx)
-            .await?;
             Ok(diesel::sql_query(
                 "SELECT holder, holder_pid, fence, COALESCE(expires_at > now(), false) AS live \
                  FROM leases WHERE name = $1",
@@ -361,7 +369,7 @@ async fn terminate(conn: &mut AsyncPgConnection, pid: i32) -> Result<()> {
 
 /// Terminates the sessions whose transactions hold the lease row (an expired leader
 /// frozen inside a fenced write).
-async fn terminate_row_blockers(db: &DbPool) -> Result<()> {
+pub(super) async fn terminate_row_blockers(db: &DbPool) -> Result<()> {
     let mut conn = crate::db::pool::get(db).await?;
     let n = diesel::sql_query(
         "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
@@ -378,7 +386,7 @@ async fn terminate_row_blockers(db: &DbPool) -> Result<()> {
     Ok(())
 }
 
-fn is_lock_timeout(e: &Error) -> bool {
+pub(super) fn is_lock_timeout(e: &Error) -> bool {
     matches!(e, Error::Database(diesel::result::Error::DatabaseError(_, info))
         if info.message().contains("lock timeout"))
 }

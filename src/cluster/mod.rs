@@ -1,4 +1,5 @@
-//! Cluster concerns: this node's claim and heartbeat, leader election, where replicas go
+//! Cluster concerns: the backend (Postgres or NATS), this node's claim and heartbeat,
+//! leader election, where replicas go
 //! and their repair, cross-node cache invalidation, and what clients are told about
 //! where to send data (delegates). The SQL of the leader's rounds and of the operator
 //! commands is in `store.rs`.
@@ -7,10 +8,13 @@
 //! marked ↑ in docs/architecture.md, `placements` and `state` for the scheduler and the
 //! handles a node holds); see the layer table in docs/architecture.md.
 
+pub mod backend;
 pub mod delegates;
 pub mod heartbeat;
 pub mod invalidation;
+pub mod kv_lease;
 pub mod leader;
+pub mod nats_bus;
 pub mod nodes;
 pub mod ops;
 pub mod plan;

@@ -88,6 +88,7 @@ impl Presence {
 pub async fn register(
     db: &DbPool,
     bus: Arc<dyn InvalidationBus>,
+    backend: &'static str,
     name: &str,
     peer_id: Option<&str>,
     addrs: &[String],
@@ -98,6 +99,10 @@ pub async fn register(
     system_tx(db, |conn| {
         async move {
             let id = upsert(conn, &name, peer_id.as_deref(), &addrs).await?;
+            diesel::update(nodes::table.filter(nodes::id.eq(id.uuid())))
+                .set(nodes::backend.eq(backend))
+                .execute(conn)
+                .await?;
             // Other nodes re-read the live set: this one may be new or back.
             bus.announce(conn, Invalidation::Nodes).await?;
             Ok(id)
@@ -154,6 +159,8 @@ pub struct Beat {
     pub kubo: Option<(String, Vec<String>)>,
     /// Per cache: hits, misses, entries.
     pub cache_stats: BTreeMap<String, CacheStats>,
+    /// `cluster.backend`, so a node configured otherwise refuses to join.
+    pub backend: &'static str,
 }
 
 /// Records that `node` is alive, with its Kubo's health and its cache counters.
@@ -169,6 +176,7 @@ pub async fn heartbeat(db: &DbPool, node: NodeId, beat: Beat) -> Result<()> {
                     diesel::update(target)
                         .set((
                             nodes::last_seen.eq(diesel::dsl::now),
+                            nodes::backend.eq(beat.backend),
                             nodes::kubo_healthy.eq(healthy),
                             nodes::kubo_peer_id.eq(peer),
                             nodes::multiaddrs.eq(addrs),
@@ -181,6 +189,7 @@ pub async fn heartbeat(db: &DbPool, node: NodeId, beat: Beat) -> Result<()> {
                     diesel::update(target)
                         .set((
                             nodes::last_seen.eq(diesel::dsl::now),
+                            nodes::backend.eq(beat.backend),
                             nodes::kubo_healthy.eq(false),
                             nodes::cache_stats.eq(stats),
                         ))

@@ -1,5 +1,5 @@
 //! Whether this node can serve (`/v1/ready`): Postgres answers, its Kubo answers `id`,
-//! and it is not draining. Load balancers poll this without limits, so one answer is
+//! NATS is connected (with that backend), and it is not draining. Load balancers poll this without limits, so one answer is
 //! shared for [`FRESH_FOR`]: a burst of probes costs one check, and concurrent probes
 //! wait for the check already running instead of starting their own.
 
@@ -70,12 +70,25 @@ async fn check(state: &AppState) -> Verdict {
         Ok(())
     };
     let verdict = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
-    let checks = json!({
+    let mut checks = json!({
         "postgres": verdict(&postgres),
         "kubo": verdict(&kubo),
         "node": if draining { "draining" } else { "ok" },
     });
-    let failed: Vec<&str> = [("postgres", &postgres), ("kubo", &kubo), ("node", &node)]
+    // With the NATS backend, a node cut off from NATS takes no jobs and cannot lead.
+    let nats = match state.backend.nats() {
+        Some(nats) if nats.is_up() => Some(Ok(())),
+        Some(_) => Some(Err("disconnected".to_string())),
+        None => None,
+    };
+    if let Some(nats) = &nats {
+        checks["nats"] = json!(if nats.is_ok() { "ok" } else { "down" });
+    }
+    let mut all = vec![("postgres", &postgres), ("kubo", &kubo), ("node", &node)];
+    if let Some(nats) = &nats {
+        all.push(("nats", nats));
+    }
+    let failed: Vec<&str> = all
         .iter()
         .filter_map(|(name, r)| {
             let e = r.as_ref().err()?;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::model::{
-    ApiToken, Authentik, Cluster, ClusterBackend, Ipfs, Log, LogFormat, Metrics, Nats, Postgres,
+    ApiToken, Authentik, Cluster, ClusterBackend, Ipfs, Log, LogFormat, Metrics, Nats, NatsTls, Postgres,
     RateLimit, Server, Session,
 };
 use super::secret::Secret;
@@ -148,7 +148,14 @@ impl Default for Cluster {
 impl Default for Nats {
     fn default() -> Self {
         Self {
-            url: "nats://127.0.0.1:4222".to_owned(),
+            url: vec!["nats://127.0.0.1:4222".to_owned()],
+            creds_file: None,
+            token: None,
+            token_file: None,
+            tls: NatsTls::default(),
+            stream_replicas: 1,
+            prefix: "anchorage".to_owned(),
+            connect_timeout: secs(30),
         }
     }
 }

@@ -33,7 +33,7 @@ pub use env::{env_name, ENV_PREFIX, RESERVED_ENV};
 pub use load::{load, ConfigSource, Loaded, DEFAULT_CONFIG_FILE};
 pub use model::{
     ApiToken, Auth, Authentik, Bootstrap, Cluster, ClusterBackend, Config, Ipfs, Log, LogFormat,
-    Metrics, Nats, Postgres, RateLimit, Server, Session, SigningKey,
+    Metrics, Nats, NatsTls, Postgres, RateLimit, Server, Session, SigningKey,
 };
 pub use secret::{redact_url, Secret};
 
@@ -143,7 +143,9 @@ impl Config {
             ),
         ];
         if self.cluster.backend == ClusterBackend::Nats {
-            pairs.push(("nats.url", redact_url(&self.nats.url)));
+            let urls: Vec<String> = self.nats.url.iter().map(|u| redact_url(u)).collect();
+            pairs.push(("nats.url", urls.join(",")));
+            pairs.push(("nats.prefix", self.nats.prefix.clone()));
         }
         pairs.push(("log.level", self.log.level.clone()));
         pairs.push(("log.format", self.log.format.as_str().to_owned()));

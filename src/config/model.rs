@@ -277,10 +277,56 @@ impl ClusterBackend {
 
 /// `nats.*`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Nats {
-    /// Server URL.
-    pub url: String,
+    /// Server URLs (one string or a list); the client reconnects to any of them.
+    #[serde(deserialize_with = "one_or_many")]
+    pub url: Vec<String>,
+    /// A `.creds` file (user JWT and nkey seed) for decentralised auth.
+    pub creds_file: Option<PathBuf>,
+    /// An auth token.
+    pub token: Option<Secret>,
+    /// A file holding the auth token (e.g. a container secret).
+    pub token_file: Option<PathBuf>,
+    /// TLS to the servers.
+    pub tls: NatsTls,
+    /// Replicas of each JetStream stream and bucket: 1 for a single server, 3 for a
+    /// three-server NATS cluster.
+    pub stream_replicas: u32,
+    /// Prefix of every stream, bucket and subject anchorage uses.
+    pub prefix: String,
+    /// How long start-up keeps trying to reach a server before giving up.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+/// `nats.tls.*`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct NatsTls {
+    /// Require TLS (also implied by a `tls://` URL).
+    pub required: bool,
+    /// CA bundle (PEM) the servers' certificates are checked against, besides the
+    /// public roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs `keyFile`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key_file: Option<PathBuf>,
+}
+
+/// A string or a list of strings, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// `log.*`

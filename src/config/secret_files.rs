@@ -1,7 +1,8 @@
 //! Secrets read from files, so container secrets (`/run/secrets/…`) never sit in the
 //! environment or the config file: `postgres.passwordFile` and
 //! `postgres.migrationPasswordFile` hold the password of the user in `postgres.dsn` and
-//! `postgres.migrationDSN`. (Signing keys are files already.) Trailing whitespace —
+//! `postgres.migrationDSN`, and `nats.tokenFile` the NATS auth token. (Signing keys and
+//! `nats.credsFile` are files already.) Trailing whitespace —
 //! the newline `openssl rand -base64 32 > file` leaves — is not part of the password.
 
 use std::path::Path;
@@ -30,6 +31,15 @@ pub(super) fn resolve(mut config: Config) -> Result<Config, Error> {
             &dsn,
             &password,
         )?));
+    }
+    if let Some(path) = config.nats.token_file.clone() {
+        if config.nats.token.is_some() {
+            return Err(Error::config(
+                "nats.tokenFile",
+                "set nats.token or nats.tokenFile, not both",
+            ));
+        }
+        config.nats.token = Some(Secret::new(read("nats.tokenFile", &path)?));
     }
     Ok(config)
 }

@@ -190,6 +190,50 @@ impl Config {
             cluster.lease_ttl > cluster.heartbeat,
             "cluster.leaseTTL",
             "must exceed cluster.heartbeat",
+        )?;
+        if cluster.backend == super::ClusterBackend::Nats {
+            self.check_nats()?;
+        }
+        Ok(())
+    }
+
+    /// Only for `cluster.backend: nats`: the keys are unused otherwise.
+    fn check_nats(&self) -> Result<(), Invalid> {
+        let nats = &self.nats;
+        ensure(!nats.url.is_empty(), "nats.url", "must name at least one server")?;
+        for url in &nats.url {
+            let scheme = url.split_once("://").map(|(s, _)| s);
+            ensure(
+                matches!(scheme, Some("nats" | "tls")),
+                "nats.url",
+                format!("expected nats://host:port or tls://host:port, got {url:?}"),
+            )?;
+        }
+        // The prefix names streams, buckets and subject tokens: no dots or wildcards.
+        let prefix_ok = !nats.prefix.is_empty()
+            && nats.prefix.len() <= 32
+            && (nats.prefix.chars()).all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        ensure(
+            prefix_ok,
+            "nats.prefix",
+            format!("expected 1-32 letters, digits, _ or -, got {:?}", nats.prefix),
+        )?;
+        ensure(
+            (1..=5).contains(&nats.stream_replicas),
+            "nats.streamReplicas",
+            "must be between 1 and 5 (1 for one server, 3 for a three-server cluster)",
+        )?;
+        non_zero(nats.connect_timeout, "nats.connectTimeout")?;
+        ensure(
+            nats.tls.cert_file.is_some() == nats.tls.key_file.is_some(),
+            "nats.tls.certFile",
+            "nats.tls.certFile and nats.tls.keyFile go together",
+        )?;
+        // The lease's TTL travels as whole seconds (the Nats-TTL header).
+        ensure(
+            self.cluster.lease_ttl >= Duration::from_secs(2),
+            "cluster.leaseTTL",
+            "must be at least 2s with the nats backend",
         )
     }
 }

@@ -110,6 +110,7 @@ diesel::table! {
         last_seen -> Nullable<Timestamptz>,
         cache_stats -> Jsonb,
         created_at -> Timestamptz,
+        backend -> Nullable<Text>,
     }
 }
 
@@ -149,6 +150,7 @@ diesel::table! {
         holder_pid -> Nullable<Int4>,
         fence -> Int8,
         expires_at -> Nullable<Timestamptz>,
+        kv_revision -> Nullable<Int8>,
     }
 }
 

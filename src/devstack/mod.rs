@@ -1,11 +1,12 @@
 //! `anchorage dev`: everything a first run needs on one machine — a private Postgres,
 //! migrations, a dev signing key, a demo org with a member and a sysadmin token, a local
-//! IPFS node when no Kubo answers — written down in `DATA_DIR/anchorage.yaml` and
+//! IPFS node when no Kubo answers, a local NATS server for `--backend nats` — written down in `DATA_DIR/anchorage.yaml` and
 //! `DATA_DIR/dev.env` so the CLI and scripts can act on the same stack.
 //!
 //! Imported by `cli` only; see the layer table in docs/architecture.md.
 
 pub mod kubo;
+pub mod nats;
 pub mod postgres;
 
 use std::{
@@ -40,6 +41,7 @@ pub struct DevStack {
     pub data_dir: PathBuf,
     pub postgres: Option<postgres::PgCluster>,
     pub kubo: Option<kubo::LocalKubo>,
+    pub nats: Option<nats::LocalNats>,
     pub env: DevEnv,
 }
 
@@ -141,6 +143,22 @@ impl DevStack {
             }
         };
 
+        // `--backend nats` without a NATS of the user's own: a local one in the data dir.
+        let mut local_nats = None;
+        let uses_nats = user.cluster.backend == crate::config::ClusterBackend::Nats;
+        if uses_nats && user.nats.url == defaults.nats.url {
+            let port = read_port(&data_dir.join("nats.port"))
+                .filter(|p| port_free(*p))
+                .map_or_else(postgres::free_port, Ok)?;
+            let store = data_dir.join("nats");
+            let server = tokio::task::spawn_blocking(move || nats::LocalNats::start(&store, port))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            let _ = fs::write(data_dir.join("nats.port"), port.to_string());
+            tracing::info!(url = %server.url(), "started a local NATS server with JetStream");
+            local_nats = Some(server);
+        }
+
         let signing_keys = if user.auth.api_token.signing_keys.is_empty() {
             let path = data_dir.join("keys").join(DEV_KEY_ID);
             if !path.exists() {
@@ -171,6 +189,11 @@ impl DevStack {
         if local_kubo.is_some() {
             final_src.overrides.push(("ipfs.rpc".into(), json!(rpc)));
         }
+        if let Some(server) = &local_nats {
+            final_src
+                .overrides
+                .push(("nats.url".into(), json!([server.url()])));
+        }
         let config = crate::config::load(&final_src)?.config;
         let env = seed_demo(&config).await?;
         write_private(
@@ -185,6 +208,7 @@ impl DevStack {
             data_dir,
             postgres: pg.0.take(),
             kubo: local_kubo,
+            nats: local_nats,
             env,
         })
     }
@@ -202,8 +226,11 @@ impl DevStack {
         )
     }
 
-    /// Stops what `dev` started (the local IPFS node, the private Postgres).
+    /// Stops what `dev` started (the local IPFS and NATS servers, the private Postgres).
     pub fn down(mut self) {
+        if let Some(mut server) = self.nats.take() {
+            server.stop();
+        }
         if let Some(mut node) = self.kubo.take() {
             node.stop();
         }

@@ -2,27 +2,24 @@
 //! one queue per node so a node's workers only take work for its own Kubo; any node may
 //! push onto any node's queue. Jobs are nudges — the placement row is the truth — so a
 //! failed push is logged and left to the requeue sweeper. [`Jobs`] is the Postgres
-//! backend: apalis with apalis-postgres.
+//! backend (apalis with apalis-postgres), [`JetStreamJobs`] the NATS one.
 //!
 //! Imported by `placements`, `cluster`, `state`, `server`, `cli`; it imports only `db`,
-//! `ids` and `error`; see the layer table in docs/architecture.md.
+//! `ids`, `nats` and `error`; see the layer table in docs/architecture.md.
 
-use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures_util::{future::BoxFuture, FutureExt};
-use tokio::sync::Notify;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PgPool, PostgresStorage};
 
+mod in_flight;
+mod jetstream;
 mod job;
 
+use in_flight::InFlight;
+pub use jetstream::{JetStreamJobs, Retries};
 pub use job::{JobKind, PlacementJob};
 
 use crate::{
@@ -43,7 +40,7 @@ impl JobHandler {
         Self(Arc::new(run))
     }
 
-    fn run(&self, job: PlacementJob) -> BoxFuture<'static, Result<()>> {
+    pub(crate) fn run(&self, job: PlacementJob) -> BoxFuture<'static, Result<()>> {
         (self.0)(job)
     }
 }
@@ -96,30 +93,6 @@ pub struct Jobs {
     queue: String,
     node: uuid::Uuid,
     in_flight: InFlight,
-}
-
-/// Jobs running on this node right now, so shutdown can wait for them.
-#[derive(Clone, Default)]
-struct InFlight {
-    count: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
-}
-
-impl InFlight {
-    fn enter(&self) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(self.clone())
-    }
-}
-
-struct InFlightGuard(InFlight);
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
 }
 
 impl Jobs {
@@ -189,16 +162,6 @@ impl Jobs {
         }
     }
 
-    async fn idle(&self) {
-        loop {
-            let idle = self.in_flight.idle.notified();
-            if self.in_flight.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            idle.await;
-        }
-    }
-
     async fn work(
         self,
         handler: JobHandler,
@@ -253,7 +216,7 @@ impl JobTransport for Jobs {
     }
 
     fn wait_idle(&self) -> BoxFuture<'_, ()> {
-        self.idle().boxed()
+        self.in_flight.idle().boxed()
     }
 }
 

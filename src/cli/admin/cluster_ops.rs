@@ -3,37 +3,34 @@
 //! (audited) and work with no node running; the cluster's leader carries them out (moves
 //! replicas, applies the plan), so their effects need a running cluster.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
 use crate::{
     auth::Actor,
     cluster::{
-        invalidation::PgNotify,
+        backend::Backend,
         ops::{self, NodeState, RequeueFilter},
     },
     config::Config,
     error::{Error, Result},
     ids::NodeId,
-    jobs::Jobs,
 };
-
-fn bus(config: &Config) -> Arc<PgNotify> {
-    Arc::new(PgNotify::new(config.postgres.dsn.expose()))
-}
 
 /// drain / cordon / uncordon.
 pub async fn node_state(which: String, to: NodeState, config: &Config) -> Result<()> {
     let pool = super::cli_pool(config)?;
+    let bus = super::cli_bus(config, &pool).await?;
     let node = ops::set_node_state(
         &pool,
-        bus(config),
+        bus.clone(),
         &which,
         to,
         &Actor::operator(super::cli_actor()),
     )
     .await?;
+    bus.flush().await;
     println!("{} ({}) is now {}", node.name, node.id, node.state);
     Ok(())
 }
@@ -159,10 +156,13 @@ pub struct RequeueArgs {
 
 pub async fn requeue(args: RequeueArgs, config: &Config) -> Result<()> {
     let pool = super::cli_pool(config)?;
-    let jobs = Jobs::connect(config.postgres.dsn.expose(), NodeId::new()).await?;
+    let jobs = Backend::connect(config, "anchorage-cli")
+        .await?
+        .jobs(config, NodeId::new())
+        .await?;
     let n = ops::requeue(
         &pool,
-        &jobs,
+        jobs.as_ref(),
         RequeueFilter {
             cid: args.cid,
             node: args.node,

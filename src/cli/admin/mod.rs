@@ -111,6 +111,16 @@ pub(crate) fn cli_pool(config: &Config) -> Result<DbPool> {
     )
 }
 
+/// The invalidation bus of `cluster.backend`, so running nodes drop what a command
+/// changes. Call its `flush` before the command returns.
+pub(crate) async fn cli_bus(
+    config: &Config,
+    pool: &DbPool,
+) -> Result<std::sync::Arc<dyn crate::cluster::invalidation::InvalidationBus>> {
+    let backend = crate::cluster::backend::Backend::connect(config, "anchorage-cli").await?;
+    Ok(backend.bus(config, pool))
+}
+
 /// The actor recorded in the audit log for CLI actions: `cli:<OS user>`.
 pub(crate) fn cli_actor() -> String {
     let user = std::env::var("SUDO_USER")

@@ -8,7 +8,6 @@ use serde_json::json;
 use crate::{
     audit::{self, AuditEntry},
     auth::Role,
-    cluster::invalidation::PgNotify,
     config::Config,
     db::{org_tx, system_tx},
     error::{Error, Result},
@@ -18,12 +17,13 @@ use crate::{
 /// Makes an existing user (by email) a sysadmin.
 pub async fn grant_sysadmin(email: String, config: &Config) -> Result<()> {
     let pool = super::cli_pool(config)?;
-    let bus = std::sync::Arc::new(PgNotify::new(config.postgres.dsn.expose()));
+    let bus = super::cli_bus(config, &pool).await?;
     let actor = super::cli_actor();
     let who = email.clone();
+    let announcer = bus.clone();
     system_tx(&pool, |conn| {
         async move {
-            if !users::grant_sysadmin(conn, bus.as_ref(), &email).await? {
+            if !users::grant_sysadmin(conn, announcer.as_ref(), &email).await? {
                 return Err(Error::NotFound(format!(
                     "no user with email {email}; they must sign in once first (or use bootstrap.sysadmins)"
                 )));
@@ -33,6 +33,7 @@ pub async fn grant_sysadmin(email: String, config: &Config) -> Result<()> {
         .boxed()
     })
     .await?;
+    bus.flush().await;
     println!("granted sysadmin to {who}");
     Ok(())
 }
@@ -64,7 +65,7 @@ pub enum MemberCommand {
 pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
     let pool = super::cli_pool(config)?;
     // Running nodes drop the member's cached standing when this commits.
-    let bus = std::sync::Arc::new(PgNotify::new(config.postgres.dsn.expose()));
+    let bus = super::cli_bus(config, &pool).await?;
     let actor = super::cli_actor();
     let org_arg = match &cmd {
         MemberCommand::Add { org, .. }
@@ -75,11 +76,12 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
         async move { Ok(orgs::store::resolve(conn, &org_arg).await?.id) }.boxed()
     })
     .await?;
+    let announcer = bus.clone();
     match cmd {
         MemberCommand::Add { email, role, .. } => {
             let m = org_tx(&pool, org, |conn| {
                 async move {
-                    let m = members::store::add(conn, bus.as_ref(), org, &email, role).await?;
+                    let m = members::store::add(conn, announcer.as_ref(), org, &email, role).await?;
                     audit::record(
                         conn,
                         AuditEntry::new(actor, "member.add", email.clone())
@@ -118,7 +120,7 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
                                 .is_some_and(|e| e.eq_ignore_ascii_case(&email))
                         })
                         .ok_or_else(|| Error::NotFound(format!("{email} is not in the org")))?;
-                    members::store::remove(conn, bus.as_ref(), org, found.id).await?;
+                    members::store::remove(conn, announcer.as_ref(), org, found.id).await?;
                     audit::record(
                         conn,
                         AuditEntry::new(actor, "member.remove", found.id.to_string()).org(org),
@@ -131,5 +133,6 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
             println!("removed");
         }
     }
+    bus.flush().await;
     Ok(())
 }

@@ -26,12 +26,12 @@ pub async fn run(args: RevokeArgs, config: &Config) -> Result<()> {
     let max = chrono::Duration::from_std(config.auth.api_token.max_ttl)
         .unwrap_or(chrono::Duration::days(365));
     let expires_at = args.expires_at.unwrap_or_else(|| Utc::now() + max);
-    let bus = std::sync::Arc::new(crate::cluster::invalidation::PgNotify::new(
-        config.postgres.dsn.expose(),
-    ));
+    let bus = super::cli_bus(config, &pool).await?;
     if let Some(kid) = &args.kid {
         let cutoff = Utc::now();
-        tokens::revoke_key(&pool, bus, super::cli_actor(), kid, cutoff, expires_at).await?;
+        tokens::revoke_key(&pool, bus.clone(), super::cli_actor(), kid, cutoff, expires_at)
+            .await?;
+        bus.flush().await;
         println!(
             "revoked every token of key \"{kid}\" issued up to {} (refused until {})",
             cutoff.to_rfc3339(),
@@ -40,7 +40,8 @@ pub async fn run(args: RevokeArgs, config: &Config) -> Result<()> {
         return Ok(());
     }
     let jti = args.jti.expect("clap requires a jti without --kid");
-    tokens::revoke_by_jti(&pool, bus, super::cli_actor(), jti, expires_at).await?;
+    tokens::revoke_by_jti(&pool, bus.clone(), super::cli_actor(), jti, expires_at).await?;
+    bus.flush().await;
     println!(
         "revoked {} (denylisted until {})",
         jti,
