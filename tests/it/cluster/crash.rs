@@ -16,7 +16,7 @@ use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::harness::{kubo::random_bytes, KuboNode, TestDb};
+use crate::harness::{cluster::Backend, kubo::random_bytes, nats::NatsServer, KuboNode, TestDb};
 
 struct Serve(Child);
 
@@ -33,8 +33,13 @@ fn serve(
     key: &std::path::Path,
     port: u16,
     log: &std::path::Path,
+    nats: Option<&NatsServer>,
 ) -> Serve {
     let mut cmd = crate::harness::bin::anchorage();
+    if let Some(nats) = nats {
+        cmd.env("ANCHORAGE_CLUSTER__BACKEND", "nats")
+            .env("ANCHORAGE_NATS__URL", nats.url());
+    }
     let child = cmd
         .arg("serve")
         .env("ANCHORAGE_POSTGRES__DSN", db.app_dsn())
@@ -107,11 +112,16 @@ struct Fixture {
     port: u16,
     base: String,
     token: String,
+    nats: Option<NatsServer>,
     _dir: TempDir,
 }
 
-async fn fixture(content_bytes: usize) -> Fixture {
+async fn fixture(content_bytes: usize, backend: Backend) -> Fixture {
     let db = TestDb::migrated().await;
+    let nats = match backend {
+        Backend::Postgres => None,
+        Backend::Nats => Some(tokio::task::spawn_blocking(NatsServer::start).await.unwrap()),
+    };
     let (origin, ours) = tokio::task::spawn_blocking(|| (KuboNode::start(), KuboNode::start()))
         .await
         .unwrap();
@@ -152,13 +162,21 @@ async fn fixture(content_bytes: usize) -> Fixture {
         port,
         base: format!("http://127.0.0.1:{port}"),
         token,
+        nats,
         _dir: dir,
     }
 }
 
 impl Fixture {
     fn serve(&self) -> Serve {
-        serve(&self.db, self.ours.api(), &self.key, self.port, &self.log)
+        serve(
+            &self.db,
+            self.ours.api(),
+            &self.key,
+            self.port,
+            &self.log,
+            self.nats.as_ref(),
+        )
     }
 
     /// Freezes (or thaws) the origin, so a pin from it cannot finish.
@@ -193,9 +211,8 @@ impl Fixture {
     }
 }
 
-#[tokio::test]
-async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
-    let f = fixture(2 * 1024 * 1024).await;
+async fn sigkill_mid_pin_and_restart_completes_the_pin_once(backend: Backend) {
+    let f = fixture(2 * 1024 * 1024, backend).await;
     let mut first = f.serve();
     wait_healthy(&f.base, &f.log).await;
     f.freeze_origin(true);
@@ -249,9 +266,8 @@ async fn sigkill_mid_pin_and_restart_completes_the_pin_once() {
     );
 }
 
-#[tokio::test]
-async fn sigterm_with_a_stuck_pin_exits_within_the_shutdown_timeout() {
-    let f = fixture(1024 * 1024).await;
+async fn sigterm_with_a_stuck_pin_exits_within_the_shutdown_timeout(backend: Backend) {
+    let f = fixture(1024 * 1024, backend).await;
     let mut node = f.serve();
     wait_healthy(&f.base, &f.log).await;
     f.freeze_origin(true);
@@ -289,3 +305,8 @@ async fn sigterm_with_a_stuck_pin_exits_within_the_shutdown_timeout() {
         "{log_text}"
     );
 }
+
+crate::on_both_backends!(
+    sigkill_mid_pin_and_restart_completes_the_pin_once,
+    sigterm_with_a_stuck_pin_exits_within_the_shutdown_timeout,
+);

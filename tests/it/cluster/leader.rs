@@ -93,3 +93,150 @@ async fn a_takeover_bumps_the_fence_and_the_deposed_leader_cannot_write() {
     assert_eq!(holder.fence, fence_b, "the lease stays with b");
     assert_eq!(lease_b.round().await.unwrap(), Some(fence_b));
 }
+
+/// The same guarantees with the NATS lease: the KV key decides who may lead, the fence in
+/// Postgres decides whose writes count.
+mod nats {
+    use std::time::Duration;
+
+    use anchorage::{
+        cluster::{
+            kv_lease::KvLease,
+            leader::{fenced_tx, LeaderLease},
+        },
+        config,
+        ids::NodeId,
+        nats::Nats,
+        Error,
+    };
+    use diesel_async::RunQueryDsl;
+    use futures_util::FutureExt;
+
+    use super::Fence;
+    use crate::harness::{nats::NatsServer, TestDb};
+
+    async fn connect(server: &NatsServer) -> Nats {
+        let config = config::Nats {
+            url: vec![server.url()],
+            connect_timeout: Duration::from_secs(10),
+            ..Default::default()
+        };
+        Nats::connect(&config, "test").await.unwrap()
+    }
+
+    async fn nodes(db: &TestDb) -> (NodeId, NodeId) {
+        let (a, b) = (NodeId::new(), NodeId::new());
+        for (node, name) in [(a, "a"), (b, "b")] {
+            db.superuser_exec_with(
+                "INSERT INTO nodes (id, name) VALUES ($1::text::uuid, $2)",
+                &[&node.uuid().to_string(), &name],
+            )
+            .await;
+        }
+        (a, b)
+    }
+
+    async fn write(db: &TestDb, node: NodeId, fence: i64) -> anchorage::Result<i64> {
+        fenced_tx(&db.app_pool(), node, fence, |conn| {
+            async move {
+                Ok(diesel::sql_query(
+                    "UPDATE cluster_state SET maintenance_reason = 'fenced write' RETURNING 0::bigint AS fence",
+                )
+                .get_result::<Fence>(conn)
+                .await?
+                .fence)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    async fn pg_lease(db: &TestDb) -> (i64, Option<i64>) {
+        let row = db
+            .superuser_query_one("SELECT fence, kv_revision FROM leases WHERE name = 'leader'")
+            .await;
+        (row.get(0), row.get(1))
+    }
+
+    #[tokio::test]
+    async fn a_kv_takeover_bumps_the_fence_in_postgres_and_the_deposed_leader_cannot_write() {
+        let db = TestDb::migrated().await;
+        let server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+        let (a, b) = nodes(&db).await;
+        let ttl = Duration::from_secs(2);
+        let mut lease_a = KvLease::new(connect(&server).await, db.app_pool(), a, ttl);
+        let mut lease_b = KvLease::new(connect(&server).await, db.app_pool(), b, ttl);
+
+        let fence_a = lease_a.round().await.unwrap().expect("a is elected");
+        assert_eq!(lease_b.round().await.unwrap(), None, "one leader at a time");
+        assert_eq!(lease_a.round().await.unwrap(), Some(fence_a), "a renews");
+        let (fence, revision) = pg_lease(&db).await;
+        assert_eq!(fence, fence_a);
+        assert_eq!(revision, Some(2), "the renewal's KV revision is recorded");
+        write(&db, a, fence_a).await.expect("the leader writes");
+
+        // a freezes: it stops renewing, and the key's TTL runs out in NATS.
+        tokio::time::sleep(ttl + Duration::from_millis(1500)).await;
+        let fence_b = lease_b.round().await.unwrap().expect("b takes the expired key");
+        assert_eq!(fence_b, fence_a + 1, "the fence moves on by one in Postgres");
+        write(&db, b, fence_b).await.expect("the new leader writes");
+
+        // a wakes up: its write is refused in Postgres and its renewal steps it down.
+        match write(&db, a, fence_a).await {
+            Err(Error::Conflict(msg)) => assert!(msg.contains("superseded"), "{msg}"),
+            other => panic!("the deposed leader wrote: {other:?}"),
+        }
+        assert_eq!(lease_a.round().await.unwrap(), None, "a stepped down");
+        assert_eq!(lease_a.round().await.unwrap(), None, "and stays a follower");
+        assert_eq!(lease_b.round().await.unwrap(), Some(fence_b));
+
+        // Resigning hands over at once, without waiting for the TTL.
+        lease_b.resign().await;
+        let fence_a2 = lease_a.round().await.unwrap().expect("a takes the resigned key");
+        assert_eq!(fence_a2, fence_b + 1);
+    }
+
+    #[tokio::test]
+    async fn losing_the_nats_store_never_moves_the_fence_back() {
+        let db = TestDb::migrated().await;
+        let mut server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+        let (a, b) = nodes(&db).await;
+        let ttl = Duration::from_secs(2);
+        let mut lease_a = KvLease::new(connect(&server).await, db.app_pool(), a, ttl);
+        let mut lease_b = KvLease::new(connect(&server).await, db.app_pool(), b, ttl);
+        let fence_a = lease_a.round().await.unwrap().expect("a is elected");
+        for _ in 0..3 {
+            lease_a.round().await.unwrap();
+        }
+        let (_, revision_before) = pg_lease(&db).await;
+        assert_eq!(revision_before, Some(4));
+
+        // NATS comes back with nothing: no bucket, no key, revisions from 1 again.
+        server.restart_empty();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let (fence, leader) = loop {
+            assert!(tokio::time::Instant::now() < deadline, "no leader after NATS lost its store");
+            if let Ok(Some(f)) = lease_b.round().await {
+                break (f, b);
+            }
+            if let Ok(Some(f)) = lease_a.round().await {
+                if f != fence_a {
+                    break (f, a);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        assert!(fence > fence_a, "the fence only increases: {fence} > {fence_a}");
+        let (pg_fence, revision) = pg_lease(&db).await;
+        assert_eq!(pg_fence, fence);
+        assert!(
+            revision < revision_before,
+            "the KV revision restarted ({revision:?} after {revision_before:?}) and the fence did not"
+        );
+        write(&db, leader, fence).await.expect("the new leader writes");
+        match write(&db, a, fence_a).await {
+            Err(Error::Conflict(_)) => {}
+            other => panic!("the old fence still wrote: {other:?}"),
+        }
+    }
+}

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    cluster::{canonical, eventually, timed, TestCluster},
+    cluster::{canonical, eventually, timed, Backend, TestCluster},
     kubo::random_bytes,
     send,
 };
@@ -75,9 +75,8 @@ async fn wait_replicated(c: &TestCluster, cid: &str, n: usize, within: Duration)
     .await
 }
 
-#[tokio::test]
-async fn a_node_id_held_by_a_running_process_is_refused() {
-    let mut c = TestCluster::start(1, (1, 1), &[]).await;
+async fn a_node_id_held_by_a_running_process_is_refused(backend: Backend) {
+    let mut c = TestCluster::start_with(backend, 1, (1, 1), &[]).await;
     let id = c.node_uuid("node-0").await;
 
     let out = c.spawn_extra("node-0").await;
@@ -117,9 +116,8 @@ async fn a_node_id_held_by_a_running_process_is_refused() {
     assert_eq!(c.count("SELECT count(*) AS n FROM nodes", &[]).await, 1);
 }
 
-#[tokio::test]
-async fn the_leader_fails_over_within_the_lease_ttl_after_sigkill() {
-    let mut c = TestCluster::start(3, (1, 1), &[]).await;
+async fn the_leader_fails_over_within_the_lease_ttl_after_sigkill(backend: Backend) {
+    let mut c = TestCluster::start_with(backend, 3, (1, 1), &[]).await;
     let cr = &c;
     let (leader, fence) = eventually("a leader", Duration::from_secs(20), || async move {
         cr.leader().await
@@ -186,9 +184,8 @@ async fn the_leader_fails_over_within_the_lease_ttl_after_sigkill() {
     }
 }
 
-#[tokio::test]
-async fn a_frozen_leader_is_replaced_and_steps_down_when_thawed() {
-    let c = TestCluster::start(2, (1, 1), &[]).await;
+async fn a_frozen_leader_is_replaced_and_steps_down_when_thawed(backend: Backend) {
+    let c = TestCluster::start_with(backend, 2, (1, 1), &[]).await;
     let cr = &c;
     let (leader, fence) = eventually("a leader", Duration::from_secs(20), || async move {
         cr.leader().await
@@ -250,9 +247,8 @@ async fn a_frozen_leader_is_replaced_and_steps_down_when_thawed() {
     }
 }
 
-#[tokio::test]
-async fn a_replicated_pin_is_repaired_after_node_loss_and_trimmed_when_the_node_returns() {
-    let mut c = TestCluster::start(3, (2, 2), &[]).await;
+async fn a_replicated_pin_is_repaired_after_node_loss_and_trimmed_when_the_node_returns(backend: Backend) {
+    let mut c = TestCluster::start_with(backend, 3, (2, 2), &[]).await;
     let org = c.create_org("acme").await;
     let token = c.token(Some(org), Role::Member);
     // The content exists only in node 0's blockstore (not pinned there: no operator pin);
@@ -350,9 +346,8 @@ async fn a_replicated_pin_is_repaired_after_node_loss_and_trimmed_when_the_node_
     assert_eq!(got["pin"]["cid"], cid, "{got}");
 }
 
-#[tokio::test]
-async fn one_set_of_replicas_serves_every_org_until_the_last_unpins() {
-    let c = TestCluster::start(3, (2, 2), &[]).await;
+async fn one_set_of_replicas_serves_every_org_until_the_last_unpins(backend: Backend) {
+    let c = TestCluster::start_with(backend, 3, (2, 2), &[]).await;
     let (a, b) = (c.create_org("alpha").await, c.create_org("beta").await);
     let (ta, tb) = (
         c.token(Some(a), Role::Member),
@@ -430,9 +425,8 @@ async fn one_set_of_replicas_serves_every_org_until_the_last_unpins() {
     );
 }
 
-#[tokio::test]
-async fn a_token_revoked_on_one_node_is_refused_by_another() {
-    let c = TestCluster::start(2, (1, 1), &[]).await;
+async fn a_token_revoked_on_one_node_is_refused_by_another(backend: Backend) {
+    let c = TestCluster::start_with(backend, 2, (1, 1), &[]).await;
     let org = c.create_org("acme").await;
     let member = c.token(Some(org), Role::Member);
 
@@ -487,3 +481,12 @@ async fn a_token_revoked_on_one_node_is_refused_by_another() {
         assert_eq!(code, 200, "{body}");
     }
 }
+
+crate::on_both_backends!(
+    a_node_id_held_by_a_running_process_is_refused,
+    the_leader_fails_over_within_the_lease_ttl_after_sigkill,
+    a_frozen_leader_is_replaced_and_steps_down_when_thawed,
+    a_replicated_pin_is_repaired_after_node_loss_and_trimmed_when_the_node_returns,
+    one_set_of_replicas_serves_every_org_until_the_last_unpins,
+    a_token_revoked_on_one_node_is_refused_by_another,
+);

@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    cluster::{canonical, eventually, timed, TestCluster},
+    cluster::{canonical, eventually, timed, Backend, TestCluster},
     kubo::random_bytes,
     send,
 };
@@ -380,10 +380,9 @@ async fn audited_once(
 
 // ---- tests -------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn draining_a_node_keeps_every_replica_and_empties_it() {
+async fn draining_a_node_keeps_every_replica_and_empties_it(backend: Backend) {
     const N: usize = 50;
-    let c = TestCluster::start(3, (2, 2), &[]).await;
+    let c = TestCluster::start_with(backend, 3, (2, 2), &[]).await;
     let org = c.create_org("acme").await;
     let token = c.token(Some(org), Role::Member);
     let sysadmin = c.token(None, Role::Sysadmin);
@@ -510,9 +509,8 @@ async fn draining_a_node_keeps_every_replica_and_empties_it() {
     );
 }
 
-#[tokio::test]
-async fn cordon_stops_new_placements_and_moves_nothing() {
-    let c = TestCluster::start(3, (2, 2), &[]).await;
+async fn cordon_stops_new_placements_and_moves_nothing(backend: Backend) {
+    let c = TestCluster::start_with(backend, 3, (2, 2), &[]).await;
     let org = c.create_org("acme").await;
     let token = c.token(Some(org), Role::Member);
     let sysadmin = c.token(None, Role::Sysadmin);
@@ -589,9 +587,8 @@ async fn cordon_stops_new_placements_and_moves_nothing() {
     assert_eq!(node_state(&c, &name).await, "active");
 }
 
-#[tokio::test]
-async fn maintenance_pauses_repair_until_off_or_expiry() {
-    let mut c = TestCluster::start(4, (2, 2), &[]).await;
+async fn maintenance_pauses_repair_until_off_or_expiry(backend: Backend) {
+    let mut c = TestCluster::start_with(backend, 4, (2, 2), &[]).await;
     let org = c.create_org("acme").await;
     let token = c.token(Some(org), Role::Member);
     let sysadmin = c.token(None, Role::Sysadmin);
@@ -775,10 +772,9 @@ async fn maintenance_pauses_repair_until_off_or_expiry() {
     );
 }
 
-#[tokio::test]
-async fn rebalance_dry_run_changes_nothing_and_apply_evens_load() {
+async fn rebalance_dry_run_changes_nothing_and_apply_evens_load(backend: Backend) {
     const N: usize = 30;
-    let c = TestCluster::start(4, (2, 2), &[]).await;
+    let c = TestCluster::start_with(backend, 4, (2, 2), &[]).await;
     let org = c.create_org("acme").await;
     let token = c.token(Some(org), Role::Member);
     let sysadmin = c.token(None, Role::Sysadmin);
@@ -956,9 +952,8 @@ async fn rebalance_dry_run_changes_nothing_and_apply_evens_load() {
     assert_eq!(applied[0]["actor"], cli_actor().as_str());
 }
 
-#[tokio::test]
-async fn each_admin_action_is_audited_once_with_its_actor() {
-    let c = TestCluster::start(2, (1, 1), &[]).await;
+async fn each_admin_action_is_audited_once_with_its_actor(backend: Backend) {
+    let c = TestCluster::start_with(backend, 2, (1, 1), &[]).await;
     let org = c.create_org("acme").await;
     let token = c.token(Some(org), Role::Member);
     let sysadmin = c.token(None, Role::Sysadmin);
@@ -1138,9 +1133,8 @@ async fn each_admin_action_is_audited_once_with_its_actor() {
     }
 }
 
-#[tokio::test]
-async fn admin_api_is_for_sysadmins() {
-    let c = TestCluster::start(1, (1, 1), &[]).await;
+async fn admin_api_is_for_sysadmins(backend: Backend) {
+    let c = TestCluster::start_with(backend, 1, (1, 1), &[]).await;
     let org = c.create_org("acme").await;
     let id = nod(&c, "node-0").await;
     let member = c.token(Some(org), Role::Member);
@@ -1236,3 +1230,12 @@ async fn admin_api_is_for_sysadmins() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["maintenance"], false, "{body}");
 }
+
+crate::on_both_backends!(
+    draining_a_node_keeps_every_replica_and_empties_it,
+    cordon_stops_new_placements_and_moves_nothing,
+    maintenance_pauses_repair_until_off_or_expiry,
+    rebalance_dry_run_changes_nothing_and_apply_evens_load,
+    each_admin_action_is_audited_once_with_its_actor,
+    admin_api_is_for_sysadmins,
+);

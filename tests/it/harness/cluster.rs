@@ -38,7 +38,40 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use super::TestDb;
+use super::{nats::NatsServer, tcp_proxy::TcpProxy, TestDb};
+
+/// The cluster backend the nodes run on (`cluster.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    /// One real nats-server; each node reaches it through its own [`TcpProxy`], so a
+    /// test can cut one node's link.
+    Nats,
+}
+
+/// Runs each named `async fn(Backend)` as two tests, `postgres::<name>` and
+/// `nats::<name>`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::harness::cluster::Backend::Postgres).await
+                }
+            )*
+        }
+        mod nats {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::harness::cluster::Backend::Nats).await
+                }
+            )*
+        }
+    };
+}
 
 /// Key id of the cluster's shared signing key.
 const KID: &str = "k1";
@@ -170,6 +203,9 @@ pub struct TestCluster {
     http: reqwest::Client,
     sql: tokio_postgres::Client,
     pool: DbPool,
+    /// With [`Backend::Nats`]: the server, and one proxy per node in front of it.
+    nats: Option<NatsServer>,
+    nats_links: Vec<TcpProxy>,
     db: TestDb,
 }
 
@@ -179,6 +215,17 @@ impl TestCluster {
     /// `extra_env` (which wins). Returns once every node answers `GET /v1/health` 200.
     pub async fn start(n: usize, replicas: (u32, u32), extra_env: &[(&str, &str)]) -> Self {
         Self::start_on(TestDb::migrated().await, n, replicas, extra_env).await
+    }
+
+    /// [`TestCluster::start`] on `backend`.
+    pub async fn start_with(
+        backend: Backend,
+        n: usize,
+        replicas: (u32, u32),
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let ports = (0..n).map(|_| free_port().unwrap()).collect();
+        Self::launch(backend, TestDb::migrated().await, ports, replicas, extra_env).await
     }
 
     /// [`TestCluster::start`] on a database the test made (the cluster owns it from now).
@@ -201,7 +248,28 @@ impl TestCluster {
         replicas: (u32, u32),
         extra_env: &[(&str, &str)],
     ) -> Self {
+        Self::launch(Backend::Postgres, db, ports, replicas, extra_env).await
+    }
+
+    async fn launch(
+        backend: Backend,
+        db: TestDb,
+        ports: Vec<u16>,
+        replicas: (u32, u32),
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let n = ports.len();
+        let (nats, nats_links) = match backend {
+            Backend::Postgres => (None, Vec::new()),
+            Backend::Nats => {
+                let server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+                let mut links = Vec::new();
+                for _ in 0..n {
+                    links.push(TcpProxy::start(server.port()).await);
+                }
+                (Some(server), links)
+            }
+        };
         let dir = TempDir::new().unwrap();
         let key = dir.path().join(KID);
         keys::write_new_key_file(&key).unwrap();
@@ -247,6 +315,8 @@ impl TestCluster {
             http: reqwest::Client::new(),
             sql,
             pool: db.app_pool(),
+            nats,
+            nats_links,
             db,
             dir,
         };
@@ -256,6 +326,17 @@ impl TestCluster {
         for i in 0..n {
             cluster.wait_healthy(i).await;
         }
+        // Every node registered with the backend it was given.
+        let backend = match backend {
+            Backend::Postgres => "postgres",
+            Backend::Nats => "nats",
+        };
+        let on_backend: i64 = (cluster.sql)
+            .query_one("SELECT count(*) FROM nodes WHERE backend = $1", &[&backend])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(on_backend, n as i64, "nodes registered on {backend}");
         cluster
     }
 
@@ -362,11 +443,33 @@ impl TestCluster {
         for (k, v) in DEFAULT_ENV {
             cmd.env(k, v);
         }
+        if let Some(server) = &self.nats {
+            cmd.env("ANCHORAGE_CLUSTER__BACKEND", "nats")
+                .env("ANCHORAGE_NATS__URL", server.url());
+        }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
         cmd.env("RUST_LOG", "warn").stdin(Stdio::null());
         cmd
+    }
+
+    /// The NATS server ([`Backend::Nats`] only).
+    pub fn nats(&mut self) -> &mut NatsServer {
+        self.nats.as_mut().expect("a NATS cluster")
+    }
+
+    /// Node `i`'s link to NATS ([`Backend::Nats`] only).
+    pub fn nats_link(&self, i: usize) -> &TcpProxy {
+        &self.nats_links[i]
+    }
+
+    /// Which backend the nodes run on.
+    pub fn backend(&self) -> Backend {
+        match self.nats {
+            Some(_) => Backend::Nats,
+            None => Backend::Postgres,
+        }
     }
 
     // ---- processes -------------------------------------------------------------------
@@ -375,6 +478,17 @@ impl TestCluster {
     /// logging to `log`.
     fn command(&self, node_id: &str, port: u16, kubo_api: &str, log: &Path) -> Command {
         let mut cmd = crate::harness::bin::anchorage();
+        if let Some(server) = &self.nats {
+            // Node i through its own link; an extra process straight to the server.
+            let url = node_id
+                .strip_prefix("node-")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| self.nats_links.get(i))
+                .map_or_else(|| server.url(), TcpProxy::nats_url);
+            cmd.env("ANCHORAGE_CLUSTER__BACKEND", "nats")
+                .env("ANCHORAGE_NATS__URL", url)
+                .env("ANCHORAGE_NATS__CONNECT_TIMEOUT", "10s");
+        }
         cmd.arg("serve")
             .env("ANCHORAGE_POSTGRES__DSN", self.db.app_dsn())
             .env("ANCHORAGE_IPFS__RPC", kubo_api)
