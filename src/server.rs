@@ -106,7 +106,7 @@ pub async fn build_state(config: Config) -> Result<AppState> {
         events: crate::events::EventHub::default(),
         metrics,
         bus,
-        backend,
+        nats: backend.nats().cloned(),
         live_nodes,
         leadership,
         leadership_tx: Arc::new(leadership_tx),
@@ -334,7 +334,7 @@ fn spawn_background(
     Option<tokio::task::JoinHandle<()>>,
 ) {
     let cluster = &state.config.cluster;
-    let lease = state.backend.lease(&state.config, &state.db, state.node);
+    let lease = Backend::from_nats(state.nats.clone()).lease(&state.config, &state.db, state.node);
     let mut tasks = vec![
         tokio::spawn(heartbeat::heartbeat_loop(state.clone(), cluster.heartbeat)),
         tokio::spawn(leader::election_loop(

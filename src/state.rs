@@ -46,8 +46,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Announces cache invalidations to every node, and follows them.
     pub bus: Arc<dyn InvalidationBus>,
-    /// The cluster backend (`cluster.backend`) the bus, jobs and lease run on.
-    pub backend: crate::cluster::backend::Backend,
+    /// The NATS connection with `cluster.backend: nats` (jobs, lease and bus run on it).
+    pub nats: Option<crate::nats::Nats>,
     /// Live, `active` nodes (placement and delegates), refreshed by the heartbeat.
     pub live_nodes: LiveNodes,
     /// Whether this node leads the cluster, with its fence.

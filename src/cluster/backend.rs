@@ -30,7 +30,7 @@ use crate::{
 #[derive(Clone)]
 pub enum Backend {
     Postgres,
-    Nats(Nats),
+    Nats(Box<Nats>),
 }
 
 impl Backend {
@@ -39,8 +39,18 @@ impl Backend {
     pub async fn connect(config: &Config, client_name: &str) -> Result<Self> {
         Ok(match config.cluster.backend {
             ClusterBackend::Postgres => Self::Postgres,
-            ClusterBackend::Nats => Self::Nats(Nats::connect(&config.nats, client_name).await?),
+            ClusterBackend::Nats => {
+                Self::Nats(Box::new(Nats::connect(&config.nats, client_name).await?))
+            }
         })
+    }
+
+    /// The backend a node runs on, from its NATS connection (if any).
+    pub fn from_nats(nats: Option<Nats>) -> Self {
+        match nats {
+            None => Self::Postgres,
+            Some(nats) => Self::Nats(Box::new(nats)),
+        }
     }
 
     /// The YAML spelling, as recorded on the node's row.
@@ -67,7 +77,7 @@ impl Backend {
     pub fn bus(&self, config: &Config, db: &DbPool) -> Arc<dyn InvalidationBus> {
         match self {
             Self::Postgres => Arc::new(PgNotify::new(config.postgres.dsn.expose())),
-            Self::Nats(nats) => Arc::new(NatsBus::new(nats.clone(), db.clone())),
+            Self::Nats(nats) => Arc::new(NatsBus::new((**nats).clone(), db.clone())),
         }
     }
 
@@ -80,7 +90,7 @@ impl Backend {
                     max_attempts: config.ipfs.max_attempts,
                     base_delay: config.ipfs.retry_base_delay,
                 };
-                Arc::new(JetStreamJobs::connect(nats.clone(), node, retries).await?)
+                Arc::new(JetStreamJobs::connect((**nats).clone(), node, retries).await?)
             }
         })
     }
@@ -95,7 +105,7 @@ impl Backend {
                 node,
                 ttl,
             )),
-            Self::Nats(nats) => Box::new(KvLease::new(nats.clone(), db.clone(), node, ttl)),
+            Self::Nats(nats) => Box::new(KvLease::new((**nats).clone(), db.clone(), node, ttl)),
         }
     }
 

@@ -144,7 +144,10 @@ impl KvLease {
     /// Writes the key again after revision `last`, with a fresh TTL.
     async fn update_with_ttl(&self, last: u64) -> Result<u64> {
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Expected-Last-Subject-Sequence", last.to_string().as_str());
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            last.to_string().as_str(),
+        );
         headers.insert("Nats-TTL", self.ttl.as_secs().to_string().as_str());
         let subject = format!("$KV.{}.{KEY}", self.nats.names.leader_bucket());
         let value = self.node.uuid().to_string();
@@ -161,10 +164,15 @@ impl KvLease {
 impl LeaderLease for KvLease {
     fn round(&mut self) -> BoxFuture<'_, Result<Option<i64>>> {
         async move {
-            if self.held.is_some() {
-                return self.renew().await;
+            let outcome = match self.held {
+                Some(_) => self.renew().await,
+                None => self.try_take().await,
+            };
+            if outcome.is_err() {
+                // NATS may have lost its store: find (or create) the bucket afresh.
+                self.store = None;
             }
-            self.try_take().await
+            outcome
         }
         .boxed()
     }
@@ -190,9 +198,12 @@ async fn take_fence(db: &DbPool, node: NodeId, revision: u64, ttl: Duration) -> 
     leader::ensure_lease_row(db).await?;
     let taken = system_tx(db, move |tx| {
         async move {
-            diesel::sql_query(format!("SET LOCAL lock_timeout = '{}'", leader::ROW_LOCK_WAIT))
-                .execute(tx)
-                .await?;
+            diesel::sql_query(format!(
+                "SET LOCAL lock_timeout = '{}'",
+                leader::ROW_LOCK_WAIT
+            ))
+            .execute(tx)
+            .await?;
             #[derive(diesel::QueryableByName)]
             struct Fence {
                 #[diesel(sql_type = BigInt)]

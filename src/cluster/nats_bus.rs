@@ -82,7 +82,10 @@ async fn finished(db: &DbPool, xid: &str) {
         }
         pause = (pause * 2).min(Duration::from_millis(200));
     }
-    tracing::warn!(xid, "a transaction stayed open; publishing its invalidation anyway");
+    tracing::warn!(
+        xid,
+        "a transaction stayed open; publishing its invalidation anyway"
+    );
 }
 
 impl InvalidationBus for NatsBus {

@@ -76,7 +76,7 @@ async fn check(state: &AppState) -> Verdict {
         "node": if draining { "draining" } else { "ok" },
     });
     // With the NATS backend, a node cut off from NATS takes no jobs and cannot lead.
-    let nats = match state.backend.nats() {
+    let nats = match &state.nats {
         Some(nats) if nats.is_up() => Some(Ok(())),
         Some(_) => Some(Err("disconnected".to_string())),
         None => None,

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::model::{
-    ApiToken, Authentik, Cluster, ClusterBackend, Ipfs, Log, LogFormat, Metrics, Nats, NatsTls, Postgres,
-    RateLimit, Server, Session,
+    ApiToken, Authentik, Cluster, ClusterBackend, Ipfs, Log, LogFormat, Metrics, Nats, NatsTls,
+    Postgres, RateLimit, Server, Session,
 };
 use super::secret::Secret;
 

@@ -200,7 +200,11 @@ impl Config {
     /// Only for `cluster.backend: nats`: the keys are unused otherwise.
     fn check_nats(&self) -> Result<(), Invalid> {
         let nats = &self.nats;
-        ensure(!nats.url.is_empty(), "nats.url", "must name at least one server")?;
+        ensure(
+            !nats.url.is_empty(),
+            "nats.url",
+            "must name at least one server",
+        )?;
         for url in &nats.url {
             let scheme = url.split_once("://").map(|(s, _)| s);
             ensure(
@@ -216,7 +220,10 @@ impl Config {
         ensure(
             prefix_ok,
             "nats.prefix",
-            format!("expected 1-32 letters, digits, _ or -, got {:?}", nats.prefix),
+            format!(
+                "expected 1-32 letters, digits, _ or -, got {:?}",
+                nats.prefix
+            ),
         )?;
         ensure(
             (1..=5).contains(&nats.stream_replicas),

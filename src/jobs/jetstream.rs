@@ -94,30 +94,47 @@ pub struct JetStreamJobs {
 impl JetStreamJobs {
     /// Makes sure the stream exists (creating it with `nats.streamReplicas` replicas).
     pub async fn connect(nats: Nats, node: NodeId, retries: Retries) -> Result<Self> {
-        let names = &nats.names;
-        nats.jetstream
+        let jobs = Self {
+            nats,
+            node,
+            retries,
+            in_flight: InFlight::default(),
+        };
+        jobs.ensure_stream().await?;
+        Ok(jobs)
+    }
+
+    /// The stream, created if missing (first start, or NATS lost its store).
+    async fn ensure_stream(&self) -> Result<stream::Stream> {
+        let names = &self.nats.names;
+        (self.nats.jetstream)
             .get_or_create_stream(stream::Config {
                 name: names.jobs_stream(),
                 subjects: vec![names.all_jobs()],
                 retention: RetentionPolicy::WorkQueue,
                 storage: StorageType::File,
-                num_replicas: nats.replicas,
+                num_replicas: self.nats.replicas,
                 duplicate_window: DEDUP_WINDOW,
                 max_age: MAX_AGE,
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::nats(format!("creating stream {}", names.jobs_stream()), e))?;
-        Ok(Self {
-            nats,
-            node,
-            retries,
-            in_flight: InFlight::default(),
-        })
+            .map_err(|e| Error::nats(format!("creating stream {}", names.jobs_stream()), e))
     }
 
     async fn push(&self, job: &PlacementJob, delay: Option<Duration>) {
-        if let Err(e) = self.try_push(job, delay).await {
+        if !self.nats.is_up() {
+            // Waiting for an ack that cannot come would hold the request that queued the
+            // job; the placement row is written, and the sweeper queues it once NATS is back.
+            tracing::warn!(cid = %job.cid, "NATS is down: job not queued; the sweeper will queue it");
+            return;
+        }
+        let mut pushed = self.try_push(job, delay).await;
+        if pushed.is_err() && self.ensure_stream().await.is_ok() {
+            // The stream was missing (NATS lost its store) and is back: once more.
+            pushed = self.try_push(job, delay).await;
+        }
+        if let Err(e) = pushed {
             tracing::warn!(error = %e, cid = %job.cid, "enqueue failed; the sweeper will retry");
         }
     }
@@ -145,10 +162,7 @@ impl JetStreamJobs {
     async fn consumer(&self, concurrency: usize) -> Result<PullConsumer> {
         let names = &self.nats.names;
         let name = names.jobs_consumer(self.node.uuid());
-        let stream = (self.nats.jetstream)
-            .get_stream(names.jobs_stream())
-            .await
-            .map_err(|e| Error::nats(format!("opening stream {}", names.jobs_stream()), e))?;
+        let stream = self.ensure_stream().await?;
         let config = pull::Config {
             durable_name: Some(name.clone()),
             filter_subject: names.jobs(self.node.uuid()),
@@ -165,12 +179,7 @@ impl JetStreamJobs {
             .map_err(|e| Error::nats(format!("creating consumer {name}"), e))
     }
 
-    async fn work(
-        self,
-        handler: JobHandler,
-        concurrency: usize,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn work(self, handler: JobHandler, concurrency: usize, mut stop: watch::Receiver<bool>) {
         let slots = std::sync::Arc::new(Semaphore::new(concurrency));
         let mut consumer = None;
         while !*stop.borrow() {
@@ -214,7 +223,14 @@ impl JetStreamJobs {
                 let message = match message {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!(error = %e, "pulling jobs failed");
+                        // The consumer (or its stream) may be gone with NATS's store:
+                        // make it again after a pause.
+                        tracing::warn!(error = %e, "pulling jobs failed; retrying");
+                        consumer = None;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = stop.changed() => {}
+                        }
                         break;
                     }
                 };
@@ -280,7 +296,13 @@ impl JetStreamJobs {
 
 /// How long before the message's `Anchorage-Not-Before` it arrived, if early.
 fn early_by(message: &Message) -> Option<Duration> {
-    let at: u64 = message.headers.as_ref()?.get(NOT_BEFORE)?.as_str().parse().ok()?;
+    let at: u64 = message
+        .headers
+        .as_ref()?
+        .get(NOT_BEFORE)?
+        .as_str()
+        .parse()
+        .ok()?;
     let now = now_millis();
     (at > now).then(|| Duration::from_millis(at - now))
 }
@@ -325,7 +347,7 @@ mod tests {
         };
         let secs: Vec<u64> = retries.backoff().iter().map(Duration::as_secs).collect();
         assert_eq!(secs, [10, 20, 40, 80]);
-        assert_eq!(retries.progress_every(), Duration::from_millis(3333));
+        assert_eq!(retries.progress_every(), Duration::from_secs(10) / 3);
         let tiny = Retries {
             max_attempts: 1,
             base_delay: Duration::from_millis(10),

@@ -43,6 +43,9 @@ pub struct Nats {
     link: watch::Receiver<Link>,
 }
 
+/// Longest pause between reconnection attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
 /// Longest wait for one connection attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -84,9 +87,9 @@ impl Nats {
                     return Err(Error::config(
                         "nats.url",
                         format!(
-                            "no NATS server answered at {shown} within nats.connectTimeout ({}): {e}",
-                            humantime::format_duration(config.connect_timeout)
-                        ),
+                        "no NATS server answered at {shown} within nats.connectTimeout ({}): {e}",
+                        humantime::format_duration(config.connect_timeout)
+                    ),
                     ))
                 }
             }
@@ -137,6 +140,11 @@ async fn options(
     Ok(options
         .name(client_name)
         .max_reconnects(None)
+        // 100 ms doubling to 2 s: back soon after a NATS restart, gentle while it is out.
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5)))
+                .min(MAX_RECONNECT_DELAY)
+        })
         .event_callback(move |event| {
             let link = link.clone();
             async move {

@@ -81,7 +81,8 @@ pub async fn member(cmd: MemberCommand, config: &Config) -> Result<()> {
         MemberCommand::Add { email, role, .. } => {
             let m = org_tx(&pool, org, |conn| {
                 async move {
-                    let m = members::store::add(conn, announcer.as_ref(), org, &email, role).await?;
+                    let m =
+                        members::store::add(conn, announcer.as_ref(), org, &email, role).await?;
                     audit::record(
                         conn,
                         AuditEntry::new(actor, "member.add", email.clone())

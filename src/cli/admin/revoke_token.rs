@@ -29,8 +29,15 @@ pub async fn run(args: RevokeArgs, config: &Config) -> Result<()> {
     let bus = super::cli_bus(config, &pool).await?;
     if let Some(kid) = &args.kid {
         let cutoff = Utc::now();
-        tokens::revoke_key(&pool, bus.clone(), super::cli_actor(), kid, cutoff, expires_at)
-            .await?;
+        tokens::revoke_key(
+            &pool,
+            bus.clone(),
+            super::cli_actor(),
+            kid,
+            cutoff,
+            expires_at,
+        )
+        .await?;
         bus.flush().await;
         println!(
             "revoked every token of key \"{kid}\" issued up to {} (refused until {})",

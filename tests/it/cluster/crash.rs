@@ -120,7 +120,11 @@ async fn fixture(content_bytes: usize, backend: Backend) -> Fixture {
     let db = TestDb::migrated().await;
     let nats = match backend {
         Backend::Postgres => None,
-        Backend::Nats => Some(tokio::task::spawn_blocking(NatsServer::start).await.unwrap()),
+        Backend::Nats => Some(
+            tokio::task::spawn_blocking(NatsServer::start)
+                .await
+                .unwrap(),
+        ),
     };
     let (origin, ours) = tokio::task::spawn_blocking(|| (KuboNode::start(), KuboNode::start()))
         .await

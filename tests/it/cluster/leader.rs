@@ -161,7 +161,9 @@ mod nats {
     #[tokio::test]
     async fn a_kv_takeover_bumps_the_fence_in_postgres_and_the_deposed_leader_cannot_write() {
         let db = TestDb::migrated().await;
-        let server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+        let server = tokio::task::spawn_blocking(NatsServer::start)
+            .await
+            .unwrap();
         let (a, b) = nodes(&db).await;
         let ttl = Duration::from_secs(2);
         let mut lease_a = KvLease::new(connect(&server).await, db.app_pool(), a, ttl);
@@ -177,8 +179,16 @@ mod nats {
 
         // a freezes: it stops renewing, and the key's TTL runs out in NATS.
         tokio::time::sleep(ttl + Duration::from_millis(1500)).await;
-        let fence_b = lease_b.round().await.unwrap().expect("b takes the expired key");
-        assert_eq!(fence_b, fence_a + 1, "the fence moves on by one in Postgres");
+        let fence_b = lease_b
+            .round()
+            .await
+            .unwrap()
+            .expect("b takes the expired key");
+        assert_eq!(
+            fence_b,
+            fence_a + 1,
+            "the fence moves on by one in Postgres"
+        );
         write(&db, b, fence_b).await.expect("the new leader writes");
 
         // a wakes up: its write is refused in Postgres and its renewal steps it down.
@@ -192,14 +202,20 @@ mod nats {
 
         // Resigning hands over at once, without waiting for the TTL.
         lease_b.resign().await;
-        let fence_a2 = lease_a.round().await.unwrap().expect("a takes the resigned key");
+        let fence_a2 = lease_a
+            .round()
+            .await
+            .unwrap()
+            .expect("a takes the resigned key");
         assert_eq!(fence_a2, fence_b + 1);
     }
 
     #[tokio::test]
     async fn losing_the_nats_store_never_moves_the_fence_back() {
         let db = TestDb::migrated().await;
-        let mut server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+        let server = tokio::task::spawn_blocking(NatsServer::start)
+            .await
+            .unwrap();
         let (a, b) = nodes(&db).await;
         let ttl = Duration::from_secs(2);
         let mut lease_a = KvLease::new(connect(&server).await, db.app_pool(), a, ttl);
@@ -215,7 +231,10 @@ mod nats {
         server.restart_empty();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let (fence, leader) = loop {
-            assert!(tokio::time::Instant::now() < deadline, "no leader after NATS lost its store");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no leader after NATS lost its store"
+            );
             if let Ok(Some(f)) = lease_b.round().await {
                 break (f, b);
             }
@@ -226,14 +245,19 @@ mod nats {
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         };
-        assert!(fence > fence_a, "the fence only increases: {fence} > {fence_a}");
+        assert!(
+            fence > fence_a,
+            "the fence only increases: {fence} > {fence_a}"
+        );
         let (pg_fence, revision) = pg_lease(&db).await;
         assert_eq!(pg_fence, fence);
         assert!(
             revision < revision_before,
             "the KV revision restarted ({revision:?} after {revision_before:?}) and the fence did not"
         );
-        write(&db, leader, fence).await.expect("the new leader writes");
+        write(&db, leader, fence)
+            .await
+            .expect("the new leader writes");
         match write(&db, a, fence_a).await {
             Err(Error::Conflict(_)) => {}
             other => panic!("the old fence still wrote: {other:?}"),

@@ -6,5 +6,6 @@ mod crash;
 mod invalidation;
 mod leader;
 mod multi_node;
+mod nats;
 mod ops;
 mod pin_status_race;

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::harness::{
     cluster::{canonical, eventually, timed, Backend, TestCluster},
     kubo::random_bytes,
+    nats::NatsServer,
     send,
 };
 
@@ -247,7 +248,9 @@ async fn a_frozen_leader_is_replaced_and_steps_down_when_thawed(backend: Backend
     }
 }
 
-async fn a_replicated_pin_is_repaired_after_node_loss_and_trimmed_when_the_node_returns(backend: Backend) {
+async fn a_replicated_pin_is_repaired_after_node_loss_and_trimmed_when_the_node_returns(
+    backend: Backend,
+) {
     let mut c = TestCluster::start_with(backend, 3, (2, 2), &[]).await;
     let org = c.create_org("acme").await;
     let token = c.token(Some(org), Role::Member);
@@ -482,7 +485,49 @@ async fn a_token_revoked_on_one_node_is_refused_by_another(backend: Backend) {
     }
 }
 
+/// A node configured with the other backend refuses to join, naming both backends and
+/// the leader, and changes nothing.
+async fn a_node_on_the_other_backend_refuses_to_join(backend: Backend) {
+    let mut c = TestCluster::start_with(backend, 1, (1, 1), &[]).await;
+    eventually("a leader", Duration::from_secs(15), || async {
+        c.leader().await.map(|_| ())
+    })
+    .await;
+    let other = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .unwrap();
+    let url = other.url();
+    let (env, ours, theirs): (Vec<(&str, &str)>, _, _) = match backend {
+        Backend::Postgres => (
+            vec![
+                ("ANCHORAGE_CLUSTER__BACKEND", "nats"),
+                ("ANCHORAGE_NATS__URL", url.as_str()),
+            ],
+            "nats",
+            "postgres",
+        ),
+        Backend::Nats => (
+            vec![("ANCHORAGE_CLUSTER__BACKEND", "postgres")],
+            "postgres",
+            "nats",
+        ),
+    };
+    let out = c.spawn_extra_with("node-9", &env).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the mixed node ran: {stderr}");
+    assert!(
+        stderr.contains(&format!("configured with `{ours}`"))
+            && stderr.contains(&format!("live leader (node-0) runs `{theirs}`")),
+        "{stderr}"
+    );
+    let joined = c
+        .count("SELECT count(*) AS n FROM nodes WHERE name = 'node-9'", &[])
+        .await;
+    assert_eq!(joined, 0, "the refused node registered");
+}
+
 crate::on_both_backends!(
+    a_node_on_the_other_backend_refuses_to_join,
     a_node_id_held_by_a_running_process_is_refused,
     the_leader_fails_over_within_the_lease_ttl_after_sigkill,
     a_frozen_leader_is_replaced_and_steps_down_when_thawed,

@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use super::{nats::NatsServer, tcp_proxy::TcpProxy, TestDb};
+use super::{counting_proxy::CountingProxy, nats::NatsServer, tcp_proxy::TcpProxy, TestDb};
 
 /// The cluster backend the nodes run on (`cluster.backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +189,8 @@ struct Node {
     log: PathBuf,
     child: Option<Child>,
     kubo: NodeKubo,
+    /// In front of the Kubo when the test counts the node's RPC calls.
+    kubo_counter: Option<CountingProxy>,
 }
 
 /// N `anchorage serve` processes sharing one database and signing key.
@@ -225,7 +227,35 @@ impl TestCluster {
         extra_env: &[(&str, &str)],
     ) -> Self {
         let ports = (0..n).map(|_| free_port().unwrap()).collect();
-        Self::launch(backend, TestDb::migrated().await, ports, replicas, extra_env).await
+        Self::launch(
+            backend,
+            TestDb::migrated().await,
+            ports,
+            replicas,
+            extra_env,
+            false,
+        )
+        .await
+    }
+
+    /// [`TestCluster::start_with`], each node's Kubo behind a [`CountingProxy`]
+    /// ([`TestCluster::kubo_calls`]).
+    pub async fn start_counting_kubo_calls(
+        backend: Backend,
+        n: usize,
+        replicas: (u32, u32),
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let ports = (0..n).map(|_| free_port().unwrap()).collect();
+        Self::launch(
+            backend,
+            TestDb::migrated().await,
+            ports,
+            replicas,
+            extra_env,
+            true,
+        )
+        .await
     }
 
     /// [`TestCluster::start`] on a database the test made (the cluster owns it from now).
@@ -248,7 +278,7 @@ impl TestCluster {
         replicas: (u32, u32),
         extra_env: &[(&str, &str)],
     ) -> Self {
-        Self::launch(Backend::Postgres, db, ports, replicas, extra_env).await
+        Self::launch(Backend::Postgres, db, ports, replicas, extra_env, false).await
     }
 
     async fn launch(
@@ -257,12 +287,15 @@ impl TestCluster {
         ports: Vec<u16>,
         replicas: (u32, u32),
         extra_env: &[(&str, &str)],
+        count_kubo_calls: bool,
     ) -> Self {
         let n = ports.len();
         let (nats, nats_links) = match backend {
             Backend::Postgres => (None, Vec::new()),
             Backend::Nats => {
-                let server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+                let server = tokio::task::spawn_blocking(NatsServer::start)
+                    .await
+                    .unwrap();
                 let mut links = Vec::new();
                 for _ in 0..n {
                     links.push(TcpProxy::start(server.port()).await);
@@ -295,6 +328,7 @@ impl TestCluster {
                 port,
                 log: dir.path().join(format!("node-{i}.log")),
                 child: None,
+                kubo_counter: count_kubo_calls.then(|| CountingProxy::start(&kubo.api)),
                 kubo,
             })
             .collect();
@@ -455,13 +489,20 @@ impl TestCluster {
     }
 
     /// The NATS server ([`Backend::Nats`] only).
-    pub fn nats(&mut self) -> &mut NatsServer {
-        self.nats.as_mut().expect("a NATS cluster")
+    pub fn nats(&self) -> &NatsServer {
+        self.nats.as_ref().expect("a NATS cluster")
     }
 
     /// Node `i`'s link to NATS ([`Backend::Nats`] only).
     pub fn nats_link(&self, i: usize) -> &TcpProxy {
         &self.nats_links[i]
+    }
+
+    /// How many `path` calls naming `arg` node `i` made to its Kubo (only with
+    /// [`TestCluster::start_counting_kubo_calls`]).
+    pub fn kubo_calls(&self, i: usize, path: &str, arg: &str) -> usize {
+        let counter = self.nodes[i].kubo_counter.as_ref();
+        counter.expect("counting Kubo calls").calls_with(path, arg)
     }
 
     /// Which backend the nodes run on.
@@ -534,8 +575,12 @@ impl TestCluster {
             node.name, node.port, node.kubo.api
         );
         append(&node.log, &header);
+        let api = node
+            .kubo_counter
+            .as_ref()
+            .map_or(&node.kubo.api, |c| &c.url);
         let child = self
-            .command(&node.name, node.port, &node.kubo.api, &node.log)
+            .command(&node.name, node.port, api, &node.log)
             .spawn()
             .unwrap();
         self.nodes[i].child = Some(child);
@@ -691,6 +736,11 @@ impl TestCluster {
     /// and returns its exit status and stderr once it exits. If it is still running after
     /// 15 s it is SIGKILLed (the status then says so) and its output returned.
     pub async fn spawn_extra(&mut self, node_id: &str) -> Output {
+        self.spawn_extra_with(node_id, &[]).await
+    }
+
+    /// [`TestCluster::spawn_extra`] with `env` on top of the nodes' own.
+    pub async fn spawn_extra_with(&mut self, node_id: &str, env: &[(&str, &str)]) -> Output {
         self.extras_spawned += 1;
         let log = self
             .dir
@@ -706,6 +756,7 @@ impl TestCluster {
             .clone();
         let mut child = self
             .command(node_id, free_port().unwrap(), &kubo, &log)
+            .envs(env.iter().copied())
             .spawn()
             .unwrap();
         let started = Instant::now();

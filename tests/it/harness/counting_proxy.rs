@@ -1,5 +1,6 @@
 //! A pass-through proxy in front of a real IPFS node that counts the RPC calls it
-//! forwards, per path: how a test sees how often anchorage really asked the node.
+//! forwards, per path and per path and `arg`: how a test sees how often anchorage really
+//! asked the node.
 
 use std::{
     collections::HashMap,
@@ -53,15 +54,24 @@ impl CountingProxy {
     pub fn calls(&self, path: &str) -> usize {
         self.calls.lock().unwrap().get(path).copied().unwrap_or(0)
     }
+
+    /// How many calls to `path` named `arg` (e.g. a CID) in their `arg` parameters.
+    pub fn calls_with(&self, path: &str, arg: &str) -> usize {
+        let key = format!("{path} {arg}");
+        self.calls.lock().unwrap().get(&key).copied().unwrap_or(0)
+    }
 }
 
 async fn forward(req: HttpRequest, body: web::Bytes, target: web::Data<Target>) -> HttpResponse {
-    *target
-        .calls
-        .lock()
-        .unwrap()
-        .entry(req.path().to_string())
-        .or_default() += 1;
+    {
+        let mut calls = target.calls.lock().unwrap();
+        *calls.entry(req.path().to_string()).or_default() += 1;
+        for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+            if k == "arg" {
+                *calls.entry(format!("{} {v}", req.path())).or_default() += 1;
+            }
+        }
+    }
     let url = format!("{}{}", target.base, req.uri());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
     let mut out = target.http.request(method, url).body(body.to_vec());

@@ -5,7 +5,7 @@
 // A fixture library: not every helper is used by every test.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Mutex};
 
 use anchorage::devstack::{nats::LocalNats, postgres::free_port};
 use tempfile::TempDir;
@@ -14,33 +14,34 @@ use tempfile::TempDir;
 pub struct NatsServer {
     dir: TempDir,
     port: u16,
-    running: Option<LocalNats>,
-    stores: usize,
+    /// The running server and how many stores it has had (behind a lock, so a test can
+    /// kill it through a shared reference while clients are busy).
+    state: Mutex<(Option<LocalNats>, usize)>,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
         let dir = TempDir::new().unwrap();
         let port = free_port().unwrap();
-        let mut server = Self {
+        let server = Self {
             dir,
             port,
-            running: None,
-            stores: 0,
+            state: Mutex::new((None, 0)),
         };
         server.launch();
         server
     }
 
-    fn store(&self) -> PathBuf {
-        self.dir.path().join(format!("store-{}", self.stores))
+    fn store(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("store-{n}"))
     }
 
-    fn launch(&mut self) {
-        assert!(self.running.is_none(), "nats-server is running");
-        let server = LocalNats::start(&self.store(), self.port)
+    fn launch(&self) {
+        let mut state = self.state.lock().unwrap();
+        assert!(state.0.is_none(), "nats-server is running");
+        let server = LocalNats::start(&self.store(state.1), self.port)
             .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
-        self.running = Some(server);
+        state.0 = Some(server);
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -54,26 +55,32 @@ impl NatsServer {
 
     /// The server's pid (it must be running).
     pub fn pid(&self) -> u32 {
-        self.running.as_ref().expect("running").pid()
+        self.state
+            .lock()
+            .unwrap()
+            .0
+            .as_ref()
+            .expect("running")
+            .pid()
     }
 
     /// SIGKILL.
-    pub fn kill(&mut self) {
-        if let Some(mut server) = self.running.take() {
+    pub fn kill(&self) {
+        if let Some(mut server) = self.state.lock().unwrap().0.take() {
             server.kill();
         }
     }
 
     /// Starts it again with the store it had.
-    pub fn restart(&mut self) {
+    pub fn restart(&self) {
         self.kill();
         self.launch();
     }
 
     /// Starts it again with an empty store: every stream, consumer and key is gone.
-    pub fn restart_empty(&mut self) {
+    pub fn restart_empty(&self) {
         self.kill();
-        self.stores += 1;
+        self.state.lock().unwrap().1 += 1;
         self.launch();
     }
 }
