@@ -68,7 +68,8 @@ impl Invalidation {
 /// How writers tell every node what changed, and how each node hears it.
 pub trait InvalidationBus: Send + Sync {
     /// Announces `what` as part of the writer's transaction `conn`: every node hears
-    /// it if, and only once, the transaction commits.
+    /// it once the transaction commits, never before. (The NATS backend also announces
+    /// a rolled-back write; an extra invalidation only costs a cache miss.)
     fn announce<'c>(
         &'c self,
         conn: &'c mut AsyncPgConnection,

@@ -112,4 +112,20 @@ mod tests {
         let err = resolve(config).unwrap_err();
         assert!(err.to_string().contains("postgres.passwordFile"), "{err}");
     }
+
+    #[test]
+    fn the_nats_token_file_becomes_the_token_and_not_beside_one() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("nats-token");
+        std::fs::write(&path, "s3cret-token\n").unwrap();
+        let mut config = Config::default();
+        config.nats.token_file = Some(path.clone());
+        let config = resolve(config).unwrap();
+        assert_eq!(config.nats.token.unwrap().expose(), "s3cret-token");
+        let mut config = Config::default();
+        config.nats.token_file = Some(path);
+        config.nats.token = Some(Secret::from("other"));
+        let err = resolve(config).unwrap_err();
+        assert!(err.to_string().contains("nats.tokenFile"), "{err}");
+    }
 }

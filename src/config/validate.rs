@@ -329,6 +329,39 @@ mod tests {
     }
 
     #[test]
+    fn nats_keys_are_checked_only_with_the_nats_backend() {
+        let mut config = Config::default();
+        config.nats.prefix = "a.b".into();
+        config.validate().expect("unused with the postgres backend");
+        let nats = |c: &mut Config| c.cluster.backend = super::super::ClusterBackend::Nats;
+        let mut config = Config::default();
+        nats(&mut config);
+        config.validate().expect("the defaults are valid");
+        let cases: Vec<(&str, Edit)> = vec![
+            ("nats.url", |c| c.nats.url = vec![]),
+            ("nats.url", |c| c.nats.url = vec!["http://nats:4222".into()]),
+            ("nats.prefix", |c| c.nats.prefix = "a.b".into()),
+            ("nats.prefix", |c| c.nats.prefix = "a*".into()),
+            ("nats.prefix", |c| c.nats.prefix = String::new()),
+            ("nats.streamReplicas", |c| c.nats.stream_replicas = 0),
+            ("nats.connectTimeout", |c| c.nats.connect_timeout = secs(0)),
+            ("nats.tls.certFile", |c| {
+                c.nats.tls.cert_file = Some("/tls/client.pem".into())
+            }),
+            ("cluster.leaseTTL", |c| {
+                c.cluster.heartbeat = Duration::from_millis(500);
+                c.cluster.lease_ttl = Duration::from_millis(1500)
+            }),
+        ];
+        for (want, edit) in cases {
+            let mut config = Config::default();
+            nats(&mut config);
+            edit(&mut config);
+            assert_eq!(config.check().expect_err(want).key, want);
+        }
+    }
+
+    #[test]
     fn validate_error_displays_key() {
         let mut config = Config::default();
         config.cluster.max_replicas = 0;

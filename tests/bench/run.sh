@@ -3,7 +3,11 @@
 # prints a report (and writes it to $CARGO_TARGET_DIR/bench/report-<timestamp>.md).
 #
 #   bash tests/bench/run.sh [--pins N] [--duration 20s] [--connections 32] [--no-extra]
-#                           [--dispatch 5000]
+#                           [--dispatch 5000] [--backend nats]
+#
+# --backend nats: after the Postgres backend's dispatch phase, restart the stack with
+# `cluster.backend: nats` (a local nats-server) and run the same phase again; the report
+# puts both backends side by side.
 #
 # Starts a private `anchorage dev` stack (its own Postgres, IPFS node, demo org) in a
 # temp dir, loads N pins into the demo org with SQL, drives the service with wrk and the
@@ -19,8 +23,9 @@ connections=32
 threads=2   # wrk -t / pgbench -j: fixed, so runs on different days compare
 extra=1     # the informational "(as server)" pgbench runs
 dispatch=5000  # pins for the dispatch-latency phase (0 skips it)
+compare_nats=0 # --backend nats: the dispatch phase on both backends
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --pins) pins=${2:?}; shift 2 ;;
@@ -28,6 +33,13 @@ while (($#)); do
     --connections) connections=${2:?}; shift 2 ;;
     --no-extra) extra=0; shift ;;
     --dispatch) dispatch=${2:?}; shift 2 ;;
+    --backend)
+      case ${2:?} in
+        nats) compare_nats=1 ;;
+        postgres) compare_nats=0 ;;
+        *) echo "--backend takes postgres or nats" >&2; exit 2 ;;
+      esac
+      shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -124,10 +136,19 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-log "starting anchorage dev on 127.0.0.1:$port (data in $work)"
-# RUST_LOG=warn: per-request logging would otherwise be part of what we measure.
-RUST_LOG=warn "$binary" dev --data-dir "$stack" --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-server_pid=$!
+start_stack() { # BACKEND
+  log "starting anchorage dev --backend $1 on 127.0.0.1:$port (data in $work)"
+  # RUST_LOG=warn: per-request logging would otherwise be part of what we measure.
+  RUST_LOG=warn "$binary" dev --data-dir "$stack" --listen "127.0.0.1:$port" --backend "$1" \
+    >>"$work/server.log" 2>&1 &
+  server_pid=$!
+}
+stop_stack() {
+  kill -TERM "$server_pid" 2>/dev/null || true
+  for _ in $(seq 1 600); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+  server_pid=
+}
+start_stack postgres
 
 wait_for() { # URL SECONDS: until it answers 200 (and the server still runs)
   local deadline=$((SECONDS + $2))
@@ -457,6 +478,19 @@ dispatch_phase() { # COUNT CONCURRENCY GAP_MS RUN -> prints the CID prefix of th
   done
   echo "$prefix"
 }
+dispatch_figures() { # BACKEND IDLE_PREFIX BURST_PREFIX: one row of the side-by-side table
+  sql "SELECT format('| %s | %s | %s | %s | %s | %s | %s |', '$1',
+         round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1),
+         round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1),
+         round((max(extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1),
+         (SELECT round((count(*) / extract(epoch FROM max(updated_at) - min(created_at)))::numeric, 1)
+            FROM placements WHERE cid LIKE '$3%'),
+         (SELECT round(extract(epoch FROM max(updated_at) - min(created_at))::numeric, 1)
+            FROM placements WHERE cid LIKE '$3%'),
+         (SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1)
+            FROM placements WHERE cid LIKE '$3%'))
+       FROM placements WHERE cid LIKE '$2%'"
+}
 if ((dispatch > 0)); then
   # The POST run above leaves pin jobs behind; measure only once they are done.
   log "waiting for the POST run's pin jobs to finish"
@@ -465,19 +499,26 @@ if ((dispatch > 0)); then
   idle=$(dispatch_phase 200 1 20 1 | tail -n 1)
   log "throughput: $dispatch pins at $connections connections"
   burst=$(dispatch_phase "$dispatch" "$connections" 0 2 | tail -n 1)
+  rows=("$(dispatch_figures postgres "$idle" "$burst")")
+  if ((compare_nats)); then
+    log "restarting the stack on the NATS backend"
+    stop_stack
+    start_stack nats
+    wait_for "$base/v1/ready" 300 || { tail -n 30 "$work/server.log" >&2; die "no /v1/ready on the NATS backend"; }
+    log "NATS: dispatch latency: 200 pins, one at a time"
+    idle_nats=$(dispatch_phase 200 1 20 3 | tail -n 1)
+    log "NATS: throughput: $dispatch pins at $connections connections"
+    burst_nats=$(dispatch_phase "$dispatch" "$connections" 0 4 | tail -n 1)
+    rows+=("$(dispatch_figures nats "$idle_nats" "$burst_nats")")
+  fi
   {
     echo
-    sql "SELECT format('Dispatch latency (idle queue, %s pins): p50 %s ms, p99 %s ms, max %s ms',
-           count(*),
-           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1),
-           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1),
-           round((max(extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1))
-         FROM placements WHERE cid LIKE '$idle%'"
-    sql "SELECT format('Throughput (%s pins posted at once): %s pins/s completed, first POST to last pin (%s s); queue wait p50 %s ms',
-           count(*),
-           round((count(*) / extract(epoch FROM max(updated_at) - min(created_at)))::numeric, 1),
-           round(extract(epoch FROM max(updated_at) - min(created_at))::numeric, 1),
-           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_attempt_at - created_at)) * 1000)::numeric, 1))
-         FROM placements WHERE cid LIKE '$burst%'"
+    echo "Dispatch: POST to a worker taking the job up (first_attempt_at - created_at), on an"
+    echo "idle queue (200 POSTs one after another); throughput for $dispatch POSTs at once,"
+    echo "first POST to last pin (identity CIDs: locally available content)."
+    echo
+    echo "| backend | idle p50 ms | idle p99 ms | idle max ms | burst pins/s | burst s | burst queue wait p50 ms |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
   } | tee -a "$report"
 fi
