@@ -78,9 +78,10 @@ impl Nats {
                         link,
                     });
                 }
-                Err(e) if started.elapsed() + pause < config.connect_timeout => {
+                Err(e) if started.elapsed() < config.connect_timeout => {
                     tracing::warn!(servers = %shown, error = %e, "NATS is unreachable; retrying");
-                    tokio::time::sleep(pause).await;
+                    let left = config.connect_timeout.saturating_sub(started.elapsed());
+                    tokio::time::sleep(pause.min(left)).await;
                     pause = (pause * 2).min(Duration::from_secs(3));
                 }
                 Err(e) => {

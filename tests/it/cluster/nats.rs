@@ -269,17 +269,10 @@ async fn nats_losing_its_store_is_repaired_and_the_fence_only_increases() {
         c.leader().await.filter(|(_, fence)| *fence > fence_before)
     })
     .await;
-    assert!(fence_after > fence_before);
-    let revision: i64 = c
-        .sql()
-        .query_one("SELECT kv_revision FROM leases WHERE name = 'leader'", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(
-        revision < 10,
-        "the KV revision restarted with the store ({revision}) while the fence went on to {fence_after}"
-    );
+    // The old leader's key went with the store, so the lease was taken anew: the fence
+    // moved on in Postgres. (That the KV revision restarts while the fence does not is
+    // checked in-process in `leader.rs`.)
+    assert!(fence_after > fence_before, "{fence_after} > {fence_before}");
 }
 
 /// A leader cut off from NATS loses the lease to another node, and its fenced writes

@@ -561,25 +561,42 @@ async fn nodes_are_named_as_the_seed_writes_them() {
     );
 }
 
-/// `cluster.backend: nats` is refused until the NATS backend exists, rather than run
-/// on Postgres without a word.
-#[test]
-fn serve_refuses_the_nats_backend_until_it_exists() {
-    let out = anchorage(
-        &["serve"],
-        &[
-            ("ANCHORAGE_CLUSTER__BACKEND", "nats".into()),
-            (
-                "ANCHORAGE_POSTGRES__DSN",
-                "postgres://nobody@127.0.0.1:9/none".into(),
-            ),
-        ],
-    );
+/// `cluster.backend: nats` with no NATS server answering: `serve` keeps trying for
+/// `nats.connectTimeout`, then exits with an error naming the servers and the timeout.
+#[tokio::test]
+async fn serve_gives_up_on_an_unreachable_nats_after_the_connect_timeout() {
+    let db = TestDb::migrated().await;
+    let port = anchorage::devstack::postgres::free_port().unwrap();
+    let url = format!("nats://127.0.0.1:{port}");
+    let dsn = db.app_dsn();
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        anchorage(
+            &["serve"],
+            &[
+                ("ANCHORAGE_CLUSTER__BACKEND", "nats".into()),
+                ("ANCHORAGE_NATS__URL", url),
+                ("ANCHORAGE_NATS__CONNECT_TIMEOUT", "2s".into()),
+                ("ANCHORAGE_POSTGRES__DSN", dsn),
+                ("ANCHORAGE_IPFS__RPC", "http://127.0.0.1:9".into()),
+                ("ANCHORAGE_SERVER__LISTEN", "127.0.0.1:0".into()),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("cluster.backend") && err.contains("nats is not available"),
+        err.contains(&format!(
+            "nats.url: no NATS server answered at nats://127.0.0.1:{port} within nats.connectTimeout (2s)"
+        )),
         "{err}"
+    );
+    assert!(
+        took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(20),
+        "gave up after {took:?}"
     );
 }
 
