@@ -113,11 +113,11 @@ mod nats {
     use futures_util::FutureExt;
 
     use super::Fence;
-    use crate::harness::{nats::NatsServer, TestDb};
+    use crate::harness::{nats::NatsServer, tcp_proxy::TcpProxy, TestDb};
 
-    async fn connect(server: &NatsServer) -> Nats {
+    async fn connect(url: String) -> Nats {
         let config = config::Nats {
-            url: vec![server.url()],
+            url: vec![url],
             connect_timeout: Duration::from_secs(10),
             ..Default::default()
         };
@@ -166,8 +166,8 @@ mod nats {
             .unwrap();
         let (a, b) = nodes(&db).await;
         let ttl = Duration::from_secs(2);
-        let mut lease_a = KvLease::new(connect(&server).await, db.app_pool(), a, ttl);
-        let mut lease_b = KvLease::new(connect(&server).await, db.app_pool(), b, ttl);
+        let mut lease_a = KvLease::new(connect(server.url()).await, db.app_pool(), a, ttl);
+        let mut lease_b = KvLease::new(connect(server.url()).await, db.app_pool(), b, ttl);
 
         let fence_a = lease_a.round().await.unwrap().expect("a is elected");
         assert_eq!(lease_b.round().await.unwrap(), None, "one leader at a time");
@@ -218,8 +218,8 @@ mod nats {
             .unwrap();
         let (a, b) = nodes(&db).await;
         let ttl = Duration::from_secs(2);
-        let mut lease_a = KvLease::new(connect(&server).await, db.app_pool(), a, ttl);
-        let mut lease_b = KvLease::new(connect(&server).await, db.app_pool(), b, ttl);
+        let mut lease_a = KvLease::new(connect(server.url()).await, db.app_pool(), a, ttl);
+        let mut lease_b = KvLease::new(connect(server.url()).await, db.app_pool(), b, ttl);
         let fence_a = lease_a.round().await.unwrap().expect("a is elected");
         for _ in 0..3 {
             lease_a.round().await.unwrap();
@@ -262,5 +262,53 @@ mod nats {
             Err(Error::Conflict(_)) => {}
             other => panic!("the old fence still wrote: {other:?}"),
         }
+    }
+
+    /// A leader cut off from NATS loses the lease to another node, and its fenced writes
+    /// fail in Postgres from then on, whatever it believes.
+    #[tokio::test]
+    async fn a_leader_cut_off_from_nats_is_replaced_and_cannot_write() {
+        let db = TestDb::migrated().await;
+        let server = tokio::task::spawn_blocking(NatsServer::start)
+            .await
+            .unwrap();
+        let (link_a, link_b) = (
+            TcpProxy::start(server.port()).await,
+            TcpProxy::start(server.port()).await,
+        );
+        let (a, b) = nodes(&db).await;
+        let ttl = Duration::from_secs(2);
+        let mut lease_a = KvLease::new(connect(link_a.nats_url()).await, db.app_pool(), a, ttl);
+        let mut lease_b = KvLease::new(connect(link_b.nats_url()).await, db.app_pool(), b, ttl);
+        let fence_a = lease_a.round().await.unwrap().expect("a leads");
+        assert_eq!(lease_b.round().await.unwrap(), None);
+
+        link_a.cut();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let fence_b = loop {
+            if let Ok(Some(fence)) = lease_b.round().await {
+                break fence;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "b never took over");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(fence_b > fence_a);
+
+        // a still holds the fence it had; Postgres refuses it.
+        match write(&db, a, fence_a).await {
+            Err(Error::Conflict(msg)) => assert!(msg.contains("superseded"), "{msg}"),
+            other => panic!("the cut-off leader wrote: {other:?}"),
+        }
+        write(&db, b, fence_b).await.expect("the new leader writes");
+
+        // a's link heals: it finds the key taken and stays a follower.
+        link_a.heal();
+        let mut a_led = false;
+        for _ in 0..10 {
+            a_led |= matches!(lease_a.round().await, Ok(Some(_)));
+            assert_eq!(lease_b.round().await.unwrap(), Some(fence_b));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert!(!a_led, "two leaders after the link healed");
     }
 }

@@ -226,7 +226,7 @@ impl TestCluster {
         replicas: (u32, u32),
         extra_env: &[(&str, &str)],
     ) -> Self {
-        let ports = (0..n).map(|_| free_port().unwrap()).collect();
+        let ports = distinct_free_ports(n);
         Self::launch(
             backend,
             TestDb::migrated().await,
@@ -246,7 +246,7 @@ impl TestCluster {
         replicas: (u32, u32),
         extra_env: &[(&str, &str)],
     ) -> Self {
-        let ports = (0..n).map(|_| free_port().unwrap()).collect();
+        let ports = distinct_free_ports(n);
         Self::launch(
             backend,
             TestDb::migrated().await,
@@ -265,7 +265,7 @@ impl TestCluster {
         replicas: (u32, u32),
         extra_env: &[(&str, &str)],
     ) -> Self {
-        let ports = (0..n).map(|_| free_port().unwrap()).collect();
+        let ports = distinct_free_ports(n);
         Self::start_on_ports(db, ports, replicas, extra_env).await
     }
 
@@ -598,10 +598,12 @@ impl TestCluster {
                 .await
                 .map(|r| r.status() == 200)
                 .unwrap_or(false);
-            if ok {
+            let child = self.nodes[i].child.as_mut().expect("spawned");
+            // Healthy, and answered by this node's own process (not another one that
+            // holds the port it failed to bind).
+            if ok && child.try_wait().unwrap().is_none() {
                 return;
             }
-            let child = self.nodes[i].child.as_mut().expect("spawned");
             if let Some(status) = child.try_wait().unwrap() {
                 // The free port we picked was taken by another test before the node
                 // bound it: pick another and start again.
@@ -973,6 +975,19 @@ impl Drop for TestCluster {
         }
         // Kubos stop as `nodes` drops; the database is dropped last (field order).
     }
+}
+
+/// `n` loopback ports free right now and distinct from each other (two calls of
+/// `free_port` can hand out the same port, and two nodes would then share it).
+fn distinct_free_ports(n: usize) -> Vec<u16> {
+    let mut ports = Vec::with_capacity(n);
+    while ports.len() < n {
+        let port = free_port().unwrap();
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 fn append(path: &Path, text: &str) {
