@@ -35,9 +35,14 @@ impl Drop for DevProcess {
 }
 
 fn start_dev(data_dir: &Path, port: u16) -> DevProcess {
+    start_dev_with(data_dir, port, &[])
+}
+
+fn start_dev_with(data_dir: &Path, port: u16, args: &[&str]) -> DevProcess {
     let mut cmd = crate::harness::bin::anchorage();
     cmd.args(["dev", "--data-dir"])
         .arg(data_dir)
+        .args(args)
         .env("ANCHORAGE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         // Nothing answers here, so dev starts its own IPFS node.
         .env("ANCHORAGE_IPFS__RPC", "http://127.0.0.1:9")
@@ -183,6 +188,76 @@ async fn dev_from_nothing_serves_and_restarts_on_the_same_data_dir() {
     let ready = client.get(format!("{base}/v1/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert!(sigterm_and_wait(&mut dev.0).success());
+}
+
+/// `dev --backend nats`: a local nats-server with JetStream in the data dir, a pin
+/// carried through it, and the server stopped with dev.
+#[tokio::test]
+async fn dev_with_the_nats_backend_runs_and_stops_its_own_nats_server() {
+    let home = tempfile::Builder::new()
+        .prefix("dev-nats")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let data_dir = home.path().join(".anchorage");
+    let log = data_dir.with_extension("log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut dev = start_dev_with(&data_dir, port, &["--backend", "nats"]);
+    wait_for_health(&base, &mut dev.0, &log).await;
+
+    let client = reqwest::Client::new();
+    let ready: serde_json::Value = client
+        .get(format!("{base}/v1/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["nats"], "ok", "{ready}");
+    let nats_port: u16 = fs::read_to_string(data_dir.join("nats.port"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(data_dir.join("nats/jetstream").is_dir(), "JetStream stores in the data dir");
+
+    // A pin goes through the JetStream queue to the local IPFS node.
+    let env = read_env(&data_dir.join("dev.env"));
+    let created: serde_json::Value = client
+        .post(format!("{}/pins", env["ANCHORAGE_URL"]))
+        .bearer_auth(&env["ANCHORAGE_TOKEN"])
+        .json(&serde_json::json!({ "cid": crate::harness::fixtures::cid(7) }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["requestid"].as_str().expect("a requestid").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pin: serde_json::Value = client
+            .get(format!("{}/pins/{id}", env["ANCHORAGE_URL"]))
+            .bearer_auth(&env["ANCHORAGE_TOKEN"])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if pin["status"] == "pinned" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never pinned: {pin}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert!(sigterm_and_wait(&mut dev.0).success());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", nats_port)).is_err(),
+        "dev stopped the nats-server it started"
+    );
 }
 
 #[test]
