@@ -220,7 +220,10 @@ async fn dev_with_the_nats_backend_runs_and_stops_its_own_nats_server() {
         .trim()
         .parse()
         .unwrap();
-    assert!(data_dir.join("nats/jetstream").is_dir(), "JetStream stores in the data dir");
+    assert!(
+        data_dir.join("nats/jetstream").is_dir(),
+        "JetStream stores in the data dir"
+    );
 
     // A pin goes through the JetStream queue to the local IPFS node.
     let env = read_env(&data_dir.join("dev.env"));
@@ -234,7 +237,10 @@ async fn dev_with_the_nats_backend_runs_and_stops_its_own_nats_server() {
         .json()
         .await
         .unwrap();
-    let id = created["requestid"].as_str().expect("a requestid").to_string();
+    let id = created["requestid"]
+        .as_str()
+        .expect("a requestid")
+        .to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let pin: serde_json::Value = client
