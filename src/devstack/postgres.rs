@@ -117,6 +117,26 @@ fn start(bin_dir: &Path, data_dir: &Path, port: u16, opts: &StartOptions) -> Res
     )))
 }
 
+/// Restarts the cluster running in `data_dir` with a fast shutdown (open sessions are
+/// cut) and the options it was started with; waits until it accepts connections again.
+pub fn restart_dir(data_dir: &Path) -> Result<()> {
+    let out = as_postgres_user(&find_bin_dir()?.join("pg_ctl"))
+        .args(["restart", "-m", "fast", "-w", "-t", "120", "-D"])
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| Error::io("running pg_ctl restart", e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::Unavailable(format!(
+        "PostgreSQL did not restart in {}: {}",
+        data_dir.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
 /// Stops whatever cluster runs in `data_dir`, if any.
 pub fn stop_dir(data_dir: &Path) -> Result<()> {
     let Some(pid) = postmaster_pid(data_dir) else {

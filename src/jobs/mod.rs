@@ -48,6 +48,8 @@ impl JobHandler {
 /// How often workers poll besides LISTEN/NOTIFY (NOTIFY only fires for jobs already due,
 /// so delayed retries are found by polling).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Pause before a worker that ended on its own is replaced.
+const WORKER_RESTART_PAUSE: Duration = Duration::from_secs(1);
 /// How often finished jobs older than a day are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Worker heartbeat; a job whose worker missed three is orphaned and re-enqueued.
@@ -171,27 +173,49 @@ impl Jobs {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let pruning = tokio::spawn(self.clone().prune_loop(db, PRUNE_EVERY));
-        let backend = PostgresStorage::<PlacementJob>::new(&self.pool)
-            .with_config(config(&self.queue))
-            .with_pubsub()
-            .poll_with_strategy(Strategy::new().interval(POLL_EVERY));
-        let worker = WorkerBuilder::new(worker_name)
-            .backend(backend)
-            .data(handler)
-            .data(self.in_flight.clone())
-            .concurrency(concurrency)
-            .build(handle);
-        let signal = async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
+        // A worker ends on its own when its backend fails (a Postgres restart cuts its
+        // connections): start another, or this node would take no job again.
+        for run in 0u32.. {
+            // apalis keeps a row per worker name: a restarted worker needs its own.
+            let name = match run {
+                0 => worker_name.clone(),
+                n => format!("{worker_name}-{n}"),
+            };
+            let backend = PostgresStorage::<PlacementJob>::new(&self.pool)
+                .with_config(config(&self.queue))
+                .with_pubsub()
+                .poll_with_strategy(Strategy::new().interval(POLL_EVERY));
+            let worker = WorkerBuilder::new(name)
+                .backend(backend)
+                .data(handler.clone())
+                .data(self.in_flight.clone())
+                .concurrency(concurrency)
+                .build(handle);
+            let mut signal_rx = stop.clone();
+            let signal = async move {
+                while !*signal_rx.borrow() {
+                    if signal_rx.changed().await.is_err() {
+                        break;
+                    }
                 }
+                Ok::<(), std::io::Error>(())
+            };
+            let outcome = worker.run_until(signal).await;
+            if *stop.borrow() {
+                tracing::info!("job worker stopped");
+                break;
             }
-            Ok::<(), std::io::Error>(())
-        };
-        match worker.run_until(signal).await {
-            Ok(()) => tracing::info!("job worker stopped"),
-            Err(e) => tracing::error!(error = %e, "job worker failed"),
+            match outcome {
+                Ok(()) => tracing::warn!("job worker ended unexpectedly; starting another"),
+                Err(e) => tracing::error!(error = %e, "job worker failed; starting another"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(WORKER_RESTART_PAUSE) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
         }
         pruning.abort();
     }

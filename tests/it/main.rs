@@ -12,3 +12,4 @@ mod cluster;
 mod console;
 mod kubo;
 mod ops;
+mod soak;

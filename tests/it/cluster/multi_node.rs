@@ -526,7 +526,46 @@ async fn a_node_on_the_other_backend_refuses_to_join(backend: Backend) {
     assert_eq!(joined, 0, "the refused node registered");
 }
 
+/// The database goes away for a few seconds, as in a Postgres restart (every connection
+/// cut, new ones refused): the node's job workers come back by themselves and pins keep
+/// completing.
+/// Found by the soak: the apalis worker ended with its connection and was never
+/// replaced, so the node took no job again.
+async fn jobs_still_run_after_a_database_outage(backend: Backend) {
+    let c = TestCluster::start_with(backend, 1, (1, 1), &[]).await;
+    let org = c.create_org("acme").await;
+    let token = c.token(Some(org), Role::Member);
+    let pin = |n: u32| {
+        let token = token.clone();
+        let c = &c;
+        async move {
+            let (status, body) = send(
+                c.req(0, Method::POST, "/v1/pins", &token)
+                    .json(&json!({ "cid": crate::harness::fixtures::cid(n) })),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+            let id = body["requestid"].as_str().unwrap().to_string();
+            eventually(&format!("pin {n} pinned"), Duration::from_secs(30), || {
+                let (token, id) = (token.clone(), id.clone());
+                async move {
+                    let (_, body) =
+                        send(c.req(0, Method::GET, &format!("/v1/pins/{id}"), &token)).await;
+                    (body["status"] == "pinned").then_some(())
+                }
+            })
+            .await;
+        }
+    };
+    pin(1).await;
+    c.db().outage(Duration::from_secs(4)).await;
+    for n in 2..5 {
+        pin(n).await;
+    }
+}
+
 crate::on_both_backends!(
+    jobs_still_run_after_a_database_outage,
     a_node_on_the_other_backend_refuses_to_join,
     a_node_id_held_by_a_running_process_is_refused,
     the_leader_fails_over_within_the_lease_ttl_after_sigkill,

@@ -488,6 +488,15 @@ impl TestCluster {
         cmd
     }
 
+    /// Opens [`TestCluster::sql`]'s connection again (after a Postgres restart cut it).
+    pub async fn reconnect_sql(&mut self) {
+        let (sql, conn) = tokio_postgres::connect(&self.db.app_dsn(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        self.sql = sql;
+    }
+
     /// The NATS server ([`Backend::Nats`] only).
     pub fn nats(&self) -> &NatsServer {
         self.nats.as_ref().expect("a NATS cluster")
@@ -958,9 +967,19 @@ impl Drop for TestCluster {
             for node in &self.nodes {
                 let log = std::fs::read_to_string(&node.log).unwrap_or_default();
                 let lines: Vec<&str> = log.lines().collect();
-                let tail = &lines[lines.len().saturating_sub(150)..];
+                // Warnings and errors first: a loop logging at INFO can fill any tail.
+                let alarms: Vec<&str> = lines
+                    .iter()
+                    .copied()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                    .collect();
+                let alarms = &alarms[alarms.len().saturating_sub(60)..];
+                let tail = &lines[lines.len().saturating_sub(100)..];
                 eprintln!(
-                    "----- {} (last {} log lines) -----\n{}",
+                    "----- {} (last {} warnings and errors) -----\n{}\n----- {} (last {} log lines) -----\n{}",
+                    node.name,
+                    alarms.len(),
+                    alarms.join("\n"),
                     node.name,
                     tail.len(),
                     tail.join("\n")

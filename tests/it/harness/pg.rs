@@ -263,6 +263,29 @@ impl TestDb {
         n
     }
 
+    /// Takes this database away for `outage` as a Postgres restart would: every
+    /// connection is cut and new ones are refused, then it accepts connections again.
+    pub async fn outage(&self, outage: std::time::Duration) {
+        // DDL takes no parameters: the name is the one `create` generated.
+        let name = &self.name;
+        superuser_exec(
+            self.port,
+            "postgres",
+            &format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+            ),
+        )
+        .await;
+        tokio::time::sleep(outage).await;
+        superuser_exec(
+            self.port,
+            "postgres",
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+        )
+        .await;
+    }
+
     /// The one row `sql` returns, read as the superuser.
     pub async fn superuser_query_one(&self, sql: &str) -> tokio_postgres::Row {
         let dsn = format!("postgres://postgres@127.0.0.1:{}/{}", self.port, self.name);
