@@ -286,6 +286,22 @@ impl TestDb {
         .await;
     }
 
+    /// Every row `sql` returns, read as the superuser (past row-level security).
+    pub async fn superuser_query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        let dsn = format!("postgres://postgres@127.0.0.1:{}/{}", self.port, self.name);
+        let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        let rows = client
+            .query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        drop(client);
+        let _ = task.await;
+        rows
+    }
+
     /// The one row `sql` returns, read as the superuser.
     pub async fn superuser_query_one(&self, sql: &str) -> tokio_postgres::Row {
         let dsn = format!("postgres://postgres@127.0.0.1:{}/{}", self.port, self.name);

@@ -1,4 +1,4 @@
-//! The soak's verdict: the ledger against the database (through the API, as each org)
+//! The soak's verdict: the ledger against the database (pins and placements, read once)
 //! and every IPFS node's recursive pin set.
 
 use std::{
@@ -7,17 +7,13 @@ use std::{
     time::Duration,
 };
 
-use anchorage::ids::OrgId;
-use reqwest::Method;
+use anchorage::ids::{OrgId, RequestId};
 
 use super::{
     faults::{Kind, Window},
     ledger::{Ledger, Op},
 };
-use crate::harness::{
-    cluster::{canonical, TestCluster},
-    send,
-};
+use crate::harness::cluster::{canonical, TestCluster};
 
 /// Each invariant and what broke it (empty: held).
 pub struct Report {
@@ -130,42 +126,68 @@ pub async fn check(
             }
         }
     }
+    // The truth, read once: every pin's status, every placement, every Kubo's pins.
+    let statuses = pin_statuses(c).await;
+    let mut placements: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for row in c
+        .sql()
+        .query(
+            "SELECT p.cid, n.name, p.state FROM placements p JOIN nodes n ON n.id = p.node_id",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        placements
+            .entry(row.get(0))
+            .or_default()
+            .push((row.get(1), row.get(2)));
+    }
+    let mut held_by: HashMap<String, Vec<String>> = HashMap::new();
+    for i in 0..c.len() {
+        for pin in c.kubo_pins(i).await {
+            held_by
+                .entry(canonical(&pin))
+                .or_default()
+                .push(c.name(i).to_string());
+        }
+    }
     let live_nodes: Vec<String> = (0..c.len()).map(|i| c.name(i).to_string()).collect();
     let mut wrong_state = Vec::new();
     let mut wrong_copies = Vec::new();
     let mut still_there = Vec::new();
-    for (id, (org, cid)) in &cid_of {
+    let (none, nobody) = (Vec::new(), Vec::new());
+    for (id, (_, cid)) in &cid_of {
         if unknown.contains(id) {
             continue;
         }
-        let token = &orgs[*org].1;
-        let (status, body) = send(c.req(0, Method::GET, &format!("/v1/pins/{id}"), token)).await;
-        let placements = c.placements(cid).await;
+        let uuid = id
+            .parse::<RequestId>()
+            .expect("a request id")
+            .uuid()
+            .to_string();
+        let status = statuses.get(&uuid);
+        let placed = placements.get(cid).unwrap_or(&none);
+        let holders = held_by.get(cid).unwrap_or(&nobody);
         if deleted.contains(id) {
-            if status != 404 {
-                still_there.push(format!("{id} ({cid}) deleted but answers {status}"));
-            }
-            let holders = c.kubo_holders(cid).await;
-            if !placements.is_empty() || !holders.is_empty() {
+            if status.is_some() || !placed.is_empty() || !holders.is_empty() {
                 still_there.push(format!(
-                    "{id} ({cid}) deleted: placements {placements:?}, Kubo holders {holders:?}"
+                    "{id} ({cid}) deleted: status {status:?}, placements {placed:?}, Kubo holders {holders:?}"
                 ));
             }
             continue;
         }
-        if status != 200 || body["status"] != "pinned" {
-            wrong_state.push(format!("{id} ({cid}): {status} {}", body["status"]));
+        if status.map(String::as_str) != Some("pinned") {
+            wrong_state.push(format!("{id} ({cid}): {status:?}"));
             continue;
         }
-        let pinned: Vec<&String> = placements
+        let pinned = placed
             .iter()
             .filter(|(node, state)| state == "pinned" && live_nodes.contains(node))
-            .map(|(node, _)| node)
-            .collect();
-        let holders = c.kubo_holders(cid).await;
-        if pinned.len() != 2 || holders.len() != 2 {
+            .count();
+        if pinned != 2 || holders.len() != 2 {
             wrong_copies.push(format!(
-                "{id} ({cid}): placements {placements:?}, Kubo holders {holders:?}"
+                "{id} ({cid}): placements {placed:?}, Kubo holders {holders:?}"
             ));
         }
     }
@@ -175,27 +197,17 @@ pub async fn check(
         wrong_copies,
     ));
     invariants.push((
-        "every deleted pin is gone from the API and every Kubo",
+        "every deleted pin is gone from the database and every Kubo",
         still_there,
     ));
 
     // No IPFS node holds a recursive pin that no placement wants.
     let mut unwanted = Vec::new();
-    for i in 0..c.len() {
-        let wanted: HashSet<String> = c
-            .sql()
-            .query(
-                "SELECT p.cid FROM placements p JOIN nodes n ON n.id = p.node_id WHERE n.name = $1",
-                &[&c.name(i)],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect();
-        for pin in c.kubo_pins(i).await {
-            if !wanted.contains(&canonical(&pin)) {
-                unwanted.push(format!("{} holds {pin}", c.name(i)));
+    for (cid, nodes) in &held_by {
+        let placed = placements.get(cid).unwrap_or(&none);
+        for node in nodes {
+            if !placed.iter().any(|(n, _)| n == node) {
+                unwanted.push(format!("{node} holds {cid}"));
             }
         }
     }
@@ -227,4 +239,14 @@ pub async fn check(
         faults: by_kind,
         failed_in_windows,
     }
+}
+
+/// Every pin's status, as the system sees it (all orgs).
+async fn pin_statuses(c: &TestCluster) -> HashMap<String, String> {
+    c.db()
+        .superuser_query("SELECT id::text, status FROM pins")
+        .await
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
 }
