@@ -204,23 +204,14 @@ async fn take_fence(db: &DbPool, node: NodeId, revision: u64, ttl: Duration) -> 
             ))
             .execute(tx)
             .await?;
-            #[derive(diesel::QueryableByName)]
-            struct Fence {
-                #[diesel(sql_type = BigInt)]
-                fence: i64,
-            }
-            let row: Fence = diesel::sql_query(
-                "UPDATE leases SET holder = $1, holder_pid = NULL, fence = fence + 1, \
-                 kv_revision = $2, expires_at = now() + make_interval(secs => $3) \
-                 WHERE name = $4 RETURNING fence",
+            leader::bump_fence(
+                tx,
+                node.uuid(),
+                None,
+                Some(revision as i64),
+                ttl.as_secs_f64(),
             )
-            .bind::<SqlUuid, _>(node.uuid())
-            .bind::<BigInt, _>(revision as i64)
-            .bind::<Double, _>(ttl.as_secs_f64())
-            .bind::<Text, _>(LEADER_LEASE)
-            .get_result(tx)
-            .await?;
-            Ok(row.fence)
+            .await
         }
         .boxed()
     })

@@ -221,22 +221,7 @@ impl PgLease {
                 if lease.live && lease.holder.is_some() && lease.holder_pid != Some(pid) {
                     return Ok(None); // someone else took it first
                 }
-                #[derive(QueryableByName)]
-                struct Fence {
-                    #[diesel(sql_type = BigInt)]
-                    fence: i64,
-                }
-                let row: Fence = diesel::sql_query(
-                    "UPDATE leases SET holder = $1, holder_pid = $2, fence = fence + 1, \
-                     expires_at = now() + make_interval(secs => $3) WHERE name = $4 RETURNING fence",
-                )
-                .bind::<SqlUuid, _>(node)
-                .bind::<Integer, _>(pid)
-                .bind::<Double, _>(ttl)
-                .bind::<diesel::sql_types::Text, _>(LEADER_LEASE)
-                .get_result(tx)
-                .await?;
-                Ok(Some(row.fence))
+                Ok(Some(bump_fence(tx, node, Some(pid), None, ttl).await?))
             }
             .boxed()
         })
@@ -296,6 +281,34 @@ pub(super) async fn ensure_lease_row(db: &DbPool) -> Result<()> {
     .execute(&mut conn)
     .await?;
     Ok(())
+}
+
+/// Makes `node` the holder with the next fence (both backends take over through this):
+/// `holder_pid` is the Postgres lock session's, `kv_revision` the NATS key's.
+pub(super) async fn bump_fence(
+    tx: &mut AsyncPgConnection,
+    node: Uuid,
+    holder_pid: Option<i32>,
+    kv_revision: Option<i64>,
+    ttl_secs: f64,
+) -> Result<i64> {
+    #[derive(QueryableByName)]
+    struct Fence {
+        #[diesel(sql_type = BigInt)]
+        fence: i64,
+    }
+    let row: Fence = diesel::sql_query(
+        "UPDATE leases SET holder = $1, holder_pid = $2, kv_revision = $3, fence = fence + 1, \
+         expires_at = now() + make_interval(secs => $4) WHERE name = $5 RETURNING fence",
+    )
+    .bind::<SqlUuid, _>(node)
+    .bind::<Nullable<Integer>, _>(holder_pid)
+    .bind::<Nullable<BigInt>, _>(kv_revision)
+    .bind::<Double, _>(ttl_secs)
+    .bind::<diesel::sql_types::Text, _>(LEADER_LEASE)
+    .get_result(tx)
+    .await?;
+    Ok(row.fence)
 }
 
 /// The lease as it stands, without locking (and creating its row on first use).
